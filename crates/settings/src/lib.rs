@@ -1,0 +1,218 @@
+//! Corvid's configuration: one typed tree, each section owned by the subsystem that reads it,
+//! loaded from a TOML file (the `config` crate) with every key overridable from the environment
+//! as `CORVID__SECTION__KEY`, and validated before anything starts.
+//!
+//! # Layout
+//! - this file: the [`Settings`] tree, every field documented, with its default.
+//! - `load.rs`: [`load`]: defaults ← file ← environment; unknown keys are errors naming the key;
+//!   then [`Settings::validate`]. Errors are [`ConfigError`], whose `Display` names the key.
+//!
+//! `deploy/corvid.example.toml` documents every key and must parse to the defaults.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+mod load;
+
+pub use load::{load, ConfigError};
+
+/// The version tag this build understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Format version of the file; must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Identity of this server.
+    pub server: ServerConfig,
+    /// Client listeners and their behaviour.
+    pub c2s: C2sConfig,
+    /// Certificate and key.
+    pub tls: TlsConfig,
+    /// Durable storage.
+    pub storage: StorageConfig,
+    /// Limits on what a client controls.
+    pub limits: LimitsConfig,
+    /// Timeouts, in seconds.
+    pub timeouts: TimeoutsConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Identity of this server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The XMPP domains served (the first is the default). Each must be a valid JID domainpart.
+    pub domains: Vec<String>,
+}
+
+/// Client-to-server listeners.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct C2sConfig {
+    /// Address for plain TCP with STARTTLS (RFC 6120 §5); empty disables it.
+    pub starttls_listen: String,
+    /// Address for direct TLS (XEP-0368, ALPN `xmpp-client`); empty disables it.
+    pub direct_tls_listen: String,
+    /// Refuse everything but STARTTLS before TLS (RFC 6120 §5.3.1 `<required/>`).
+    pub require_starttls: bool,
+    /// Most connections, node-wide, that have not yet authenticated; more are refused at accept.
+    pub max_unauthenticated: usize,
+    /// Most unauthenticated connections from one IP address.
+    pub max_unauthenticated_per_ip: usize,
+    /// Sustained read rate allowed per connection, bytes per second.
+    pub read_rate_bytes_per_sec: u32,
+    /// Burst above the sustained rate, in bytes.
+    pub read_burst_bytes: u32,
+}
+
+/// Certificate and private key, PEM. Both empty: a self-signed certificate for the first
+/// domain is generated and kept in the data folder (with a warning).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain file.
+    pub cert_file: String,
+    /// PEM private key file.
+    pub key_file: String,
+}
+
+/// Storage backend.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `embedded` (the only backend so far).
+    pub backend: String,
+    /// Data folder of the embedded store (also holds a generated certificate).
+    pub path: PathBuf,
+}
+
+/// Limits on what a client controls.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest stanza in bytes.
+    pub max_stanza_bytes: usize,
+    /// Deepest element nesting.
+    pub max_depth: usize,
+    /// Most attributes on one element.
+    pub max_attributes: usize,
+    /// Failed SASL attempts allowed on one connection before it is closed.
+    pub max_auth_attempts: u32,
+    /// Most resources bound at once by one account.
+    pub max_resources_per_user: usize,
+    /// Stanzas queued for one session before it is considered stuck and closed.
+    pub session_queue: usize,
+}
+
+/// Timeouts, in seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// Each negotiation step (stream header, STARTTLS, each SASL step, bind) must finish within this.
+    pub negotiation_secs: u64,
+    /// TLS handshake.
+    pub tls_handshake_secs: u64,
+    /// An authenticated connection that sends nothing (not even whitespace) for this long
+    /// gets `connection-timeout`.
+    pub idle_secs: u64,
+    /// How long to wait for the peer's `</stream:stream>` after sending ours.
+    pub close_secs: u64,
+}
+
+/// Authentication.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// PBKDF2 iterations for new SCRAM credentials (at least 4096, RFC 7677 §4).
+    pub scram_iterations: u32,
+    /// Offer PLAIN (only ever over TLS).
+    pub allow_plain: bool,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, `corvid_c2s=debug,info`, …
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            server: ServerConfig::default(),
+            c2s: C2sConfig::default(),
+            tls: TlsConfig::default(),
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+            timeouts: TimeoutsConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { domains: vec!["localhost".into()] }
+    }
+}
+impl Default for C2sConfig {
+    fn default() -> Self {
+        Self {
+            starttls_listen: "0.0.0.0:5222".into(),
+            direct_tls_listen: "0.0.0.0:5223".into(),
+            require_starttls: true,
+            max_unauthenticated: 1000,
+            max_unauthenticated_per_ip: 100,
+            read_rate_bytes_per_sec: 64 * 1024,
+            read_burst_bytes: 512 * 1024,
+        }
+    }
+}
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self { cert_file: String::new(), key_file: String::new() }
+    }
+}
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { backend: "embedded".into(), path: PathBuf::from("./data") }
+    }
+}
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_stanza_bytes: 256 * 1024,
+            max_depth: 32,
+            max_attributes: 64,
+            max_auth_attempts: 3,
+            max_resources_per_user: 32,
+            session_queue: 1024,
+        }
+    }
+}
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        Self { negotiation_secs: 30, tls_handshake_secs: 10, idle_secs: 600, close_secs: 5 }
+    }
+}
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { scram_iterations: 10_000, allow_plain: true }
+    }
+}
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: "text".into() }
+    }
+}

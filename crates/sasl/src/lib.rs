@@ -7,6 +7,8 @@
 //! - `server.rs`: [`ServerSession`], one authentication exchange as a value: bytes in, [`Step`] out.
 //!   It never does I/O; the caller fetches credentials when asked ([`Step::NeedCredentials`]).
 //! - `failure.rs`: [`Failure`], the RFC 6120 §6.5 conditions.
+//! - `scram.rs`, `plain.rs` (private): syntax of the client messages.
+//! - `crypto.rs` (private): `H`, `HMAC`, `Hi` for both hashes; randomness; fake salts.
 //!
 //! ```text
 //! start(initial) ──▶ NeedCredentials{username} ──credentials(Option)──▶ Challenge ──respond──▶ Success
@@ -14,8 +16,11 @@
 //! ```
 
 mod credentials;
+mod crypto;
 mod failure;
 mod mechanism;
+mod plain;
+mod scram;
 mod server;
 
 pub use credentials::{ScramHash, ScramKeys, StoredCredentials};

@@ -74,7 +74,7 @@ pub struct C2sConfig {
 
 /// Certificate and private key, PEM. Both empty: a self-signed certificate for the first
 /// domain is generated and kept in the data folder (with a warning).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain file.
@@ -163,7 +163,9 @@ impl Default for Settings {
 }
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { domains: vec!["localhost".into()] }
+        Self {
+            domains: vec!["localhost".into()],
+        }
     }
 }
 impl Default for C2sConfig {
@@ -179,14 +181,12 @@ impl Default for C2sConfig {
         }
     }
 }
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self { cert_file: String::new(), key_file: String::new() }
-    }
-}
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { backend: "embedded".into(), path: PathBuf::from("./data") }
+        Self {
+            backend: "embedded".into(),
+            path: PathBuf::from("./data"),
+        }
     }
 }
 impl Default for LimitsConfig {
@@ -203,16 +203,27 @@ impl Default for LimitsConfig {
 }
 impl Default for TimeoutsConfig {
     fn default() -> Self {
-        Self { negotiation_secs: 30, tls_handshake_secs: 10, idle_secs: 600, close_secs: 5 }
+        Self {
+            negotiation_secs: 30,
+            tls_handshake_secs: 10,
+            idle_secs: 600,
+            close_secs: 5,
+        }
     }
 }
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { scram_iterations: 10_000, allow_plain: true }
+        Self {
+            scram_iterations: 10_000,
+            allow_plain: true,
+        }
     }
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: "text".into() }
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }

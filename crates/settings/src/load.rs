@@ -1,9 +1,34 @@
 //! Loading and validation.
+//!
+//! ```text
+//!   defaults (serde `default`)
+//!      ↑ overridden by
+//!   TOML file (config::File, FileFormat::Toml)
+//!      ↑ overridden by
+//!   CORVID__SECTION__KEY from the `env` map (parsed by key type, set as overrides)
+//!      │
+//!      ├─ walk against the key schema (schema.rs): unknown key / wrong type → error naming the key
+//!      ├─ deserialize into Settings
+//!      ├─ normalize server.domains (trim, lowercase, no trailing dot)
+//!      └─ Settings::validate (validate.rs)
+//! ```
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use config::{Config, File, FileFormat, Map, Value, ValueKind};
+
 use crate::Settings;
+
+mod schema;
+mod validate;
+
+use schema::{Kind, Node};
+
+/// Prefix of the environment variables that override settings.
+const ENV_PREFIX: &str = "CORVID__";
+/// Separator between the section and key parts of a variable name.
+const ENV_SEPARATOR: &str = "__";
 
 /// A configuration that cannot be used. `Display` names the key and says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,12 +60,495 @@ pub enum ConfigError {
 /// Defaults, then `file` (if any), then `CORVID__SECTION__KEY` variables from `env`; then
 /// validation. `env` is passed in (not read here) so tests need not touch the process environment.
 pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
-    todo!()
+    let schema = schema::settings_schema().map_err(|reason| ConfigError::InvalidValue {
+        key: "<settings schema>".into(),
+        reason,
+    })?;
+
+    let mut builder = Config::builder();
+    let origin = match file {
+        Some(path) => {
+            let display = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: display.clone(),
+                reason: e.to_string(),
+            })?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+            display
+        }
+        None => "environment".to_owned(),
+    };
+    for (key, value) in env_overrides(env, &schema)? {
+        builder =
+            builder
+                .set_override(key.as_str(), value)
+                .map_err(|e| ConfigError::InvalidValue {
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
+    }
+    let merged = builder
+        .build()
+        .map_err(|e| ConfigError::File {
+            path: origin.clone(),
+            reason: e.to_string(),
+        })?
+        .try_deserialize::<Map<String, Value>>()
+        .map_err(|e| ConfigError::File {
+            path: origin,
+            reason: e.to_string(),
+        })?;
+
+    schema::check_table(&merged, &schema, "")?;
+
+    let mut settings = Value::new(None, ValueKind::Table(merged))
+        .try_deserialize::<Settings>()
+        .map_err(deserialize_error)?;
+    normalize(&mut settings);
+    settings.validate()?;
+    Ok(settings)
 }
 
-impl Settings {
-    /// Checks every value; the first bad one is reported with its key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        todo!()
+/// The `CORVID__…` variables of `env` as `(dotted key, typed value)`, sorted by key so that the
+/// first error reported does not depend on the map's iteration order.
+fn env_overrides(
+    env: &HashMap<String, String>,
+    schema: &Node,
+) -> Result<Vec<(String, Value)>, ConfigError> {
+    let mut vars: Vec<(&String, &String)> = env
+        .iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    let mut overrides = Vec::with_capacity(vars.len());
+    for (name, raw) in vars {
+        let segments: Vec<String> = name[ENV_PREFIX.len()..]
+            .split(ENV_SEPARATOR)
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        let key = segments.join(".");
+        match schema.lookup(segments.iter().map(String::as_str)) {
+            Some(Node::Leaf(kind)) => {
+                let value =
+                    parse_env_value(*kind, raw).map_err(|reason| ConfigError::InvalidValue {
+                        reason: format!("{reason} (from {name})"),
+                        key: key.clone(),
+                    })?;
+                overrides.push((key, value));
+            }
+            Some(Node::Section(_)) => {
+                return Err(ConfigError::InvalidValue {
+                    reason: format!(
+                        "{name} names a whole section; set its keys one by one, as {name}__KEY"
+                    ),
+                    key,
+                })
+            }
+            None => return Err(ConfigError::UnknownKey { key }),
+        }
+    }
+    Ok(overrides)
+}
+
+/// Parses an environment variable's text as the type its key holds. Lists are comma-separated,
+/// with blanks around items ignored.
+fn parse_env_value(kind: Kind, raw: &str) -> Result<Value, String> {
+    let found = || format!("expected {}, found {raw:?}", schema::expected(kind));
+    let kind = match kind {
+        Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" => ValueKind::Boolean(true),
+            "false" => ValueKind::Boolean(false),
+            _ => return Err(found()),
+        },
+        Kind::Str => ValueKind::String(raw.to_owned()),
+        Kind::StrList => ValueKind::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::new(None, item))
+                .collect(),
+        ),
+        Kind::UInt { max } => match raw.trim().parse::<u64>() {
+            Ok(n) if n <= max => ValueKind::U64(n),
+            Ok(n) => {
+                return Err(format!(
+                    "{n} is too large; the largest accepted value is {max}"
+                ))
+            }
+            Err(_) => return Err(found()),
+        },
+    };
+    Ok(Value::new(None, kind))
+}
+
+/// Maps a deserialization failure (which the schema walk should already have prevented) to an
+/// error naming the key when the `config` crate knows it.
+fn deserialize_error(error: config::ConfigError) -> ConfigError {
+    let key = match &error {
+        config::ConfigError::Type { key: Some(key), .. } => key.clone(),
+        _ => "<root>".to_owned(),
+    };
+    ConfigError::InvalidValue {
+        key,
+        reason: error.to_string(),
+    }
+}
+
+/// Domains are compared as the JID crate compares them: lowercase, no trailing dot.
+fn normalize(settings: &mut Settings) {
+    for domain in &mut settings.server.domains {
+        let trimmed = domain.trim();
+        let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        *domain = trimmed.to_lowercase();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+mod tests {
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let file = toml_file(text);
+        load(Some(file.path()), &env(vars))
+    }
+
+    fn invalid_key(result: Result<Settings, ConfigError>) -> String {
+        match result {
+            Err(ConfigError::InvalidValue { key, .. }) => key,
+            other => panic!("expected InvalidValue, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+        assert_eq!(load(None, &HashMap::new()).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn file_values_are_applied_and_the_rest_stays_default() {
+        let settings = load_text(
+            r#"
+            version = 1
+            [server]
+            domains = ["capulet.example", "montague.example"]
+            [c2s]
+            require_starttls = false
+            max_unauthenticated = 50
+            [storage]
+            path = "/var/lib/corvid"
+            [auth]
+            scram_iterations = 4096
+            "#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.server.domains,
+            ["capulet.example", "montague.example"]
+        );
+        assert!(!settings.c2s.require_starttls);
+        assert_eq!(settings.c2s.max_unauthenticated, 50);
+        assert_eq!(settings.storage.path, PathBuf::from("/var/lib/corvid"));
+        assert_eq!(settings.auth.scram_iterations, 4096);
+        assert_eq!(
+            settings.c2s.starttls_listen,
+            Settings::default().c2s.starttls_listen
+        );
+        assert_eq!(settings.limits, Settings::default().limits);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let settings = load_text(
+            "[c2s]\nrequire_starttls = true\nmax_unauthenticated = 50\n[log]\nlevel = \"debug\"\n",
+            &[
+                ("CORVID__C2S__REQUIRE_STARTTLS", "false"),
+                ("CORVID__C2S__MAX_UNAUTHENTICATED", "75"),
+                ("CORVID__LOG__FORMAT", "json"),
+                ("CORVID__STORAGE__PATH", "/tmp/corvid-test"),
+                ("PATH", "/usr/bin"),
+                ("CORVIDX", "ignored"),
+            ],
+        )
+        .unwrap();
+        assert!(!settings.c2s.require_starttls);
+        assert_eq!(settings.c2s.max_unauthenticated, 75);
+        assert_eq!(settings.log.level, "debug");
+        assert_eq!(settings.log.format, "json");
+        assert_eq!(settings.storage.path, PathBuf::from("/tmp/corvid-test"));
+    }
+
+    #[test]
+    fn environment_list_overrides_file_list() {
+        let settings = load_text(
+            "[server]\ndomains = [\"file.example\"]\n",
+            &[(
+                "CORVID__SERVER__DOMAINS",
+                "a.example, B.Example.,b2.example",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.server.domains,
+            ["a.example", "b.example", "b2.example"]
+        );
+        let settings = load(None, &env(&[("CORVID__SERVER__DOMAINS", "only.example")])).unwrap();
+        assert_eq!(settings.server.domains, ["only.example"]);
+    }
+
+    #[test]
+    fn every_key_can_be_set_from_the_environment() {
+        let schema = schema::settings_schema().unwrap();
+        let defaults = Settings::default();
+        for (key, kind) in schema.leaf_keys() {
+            let name = format!("CORVID__{}", key.replace('.', "__").to_uppercase());
+            let value = match (key.as_str(), kind) {
+                ("version", _) => "1",
+                ("log.format", _) => "json",
+                ("log.level", _) => "warn",
+                ("storage.backend", _) => "embedded",
+                ("storage.path", _) => "/srv/corvid",
+                ("c2s.starttls_listen", _) => "127.0.0.1:15222",
+                ("c2s.direct_tls_listen", _) => "[::1]:15223",
+                ("tls.cert_file" | "tls.key_file", _) => continue, // need real files; see tls test
+                ("server.domains", _) => "x.example",
+                ("auth.scram_iterations", _) => "5000",
+                (_, Kind::Bool) => "false",
+                (_, Kind::UInt { .. }) => "123456",
+                (_, _) => panic!("no test value for {key}"),
+            };
+            let settings =
+                load(None, &env(&[(&name, value)])).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // Only one value is valid for these two, and it is the default.
+            if !matches!(key.as_str(), "version" | "storage.backend") {
+                assert_ne!(settings, defaults, "{name}={value} changed nothing");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named_with_its_section() {
+        let err = load_text("[c2s]\nbogus = 1\n", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "c2s.bogus".into()
+            }
+        );
+        assert!(err.to_string().contains("`c2s.bogus`"), "{err}");
+        let err = load_text("bogus = 1\n", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "bogus".into()
+            }
+        );
+        let err = load_text("[nosection]\nkey = 1\n", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "nosection".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_environment_is_named_with_its_section() {
+        let err = load(None, &env(&[("CORVID__C2S__BOGUS", "1")])).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "c2s.bogus".into()
+            }
+        );
+        let err = load(None, &env(&[("CORVID__NOPE__KEY", "1")])).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "nope.key".into()
+            }
+        );
+        let err = load(None, &env(&[("CORVID__C2S__REQUIRE_STARTTLS__X", "1")])).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "c2s.require_starttls.x".into()
+            }
+        );
+        assert_eq!(
+            invalid_key(load(None, &env(&[("CORVID__C2S", "1")]))),
+            "c2s"
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        assert_eq!(
+            invalid_key(load_text("[c2s]\nrequire_starttls = \"yes\"\n", &[])),
+            "c2s.require_starttls"
+        );
+        assert_eq!(
+            invalid_key(load_text("[limits]\nmax_depth = \"32\"\n", &[])),
+            "limits.max_depth"
+        );
+        assert_eq!(
+            invalid_key(load_text("[limits]\nmax_depth = -1\n", &[])),
+            "limits.max_depth"
+        );
+        assert_eq!(
+            invalid_key(load_text("[auth]\nscram_iterations = 5000000000\n", &[])),
+            "auth.scram_iterations"
+        );
+        assert_eq!(
+            invalid_key(load_text("[server]\ndomains = \"a.example\"\n", &[])),
+            "server.domains"
+        );
+        assert_eq!(
+            invalid_key(load_text("[server]\ndomains = [1]\n", &[])),
+            "server.domains"
+        );
+        assert_eq!(invalid_key(load_text("c2s = 5\n", &[])), "c2s");
+        assert_eq!(
+            invalid_key(load_text("[log]\nlevel = { a = 1 }\n", &[])),
+            "log.level"
+        );
+        let err = load(None, &env(&[("CORVID__LIMITS__MAX_DEPTH", "deep")])).unwrap_err();
+        assert_eq!(invalid_key(Err(err.clone())), "limits.max_depth");
+        assert!(
+            err.to_string().contains("CORVID__LIMITS__MAX_DEPTH"),
+            "{err}"
+        );
+        let err = load(None, &env(&[("CORVID__C2S__REQUIRE_STARTTLS", "maybe")])).unwrap_err();
+        assert_eq!(invalid_key(Err(err)), "c2s.require_starttls");
+        let err = load(
+            None,
+            &env(&[("CORVID__C2S__READ_BURST_BYTES", "99999999999")]),
+        )
+        .unwrap_err();
+        assert_eq!(invalid_key(Err(err)), "c2s.read_burst_bytes");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("version = 2", "version"),
+            ("[server]\ndomains = []", "server.domains"),
+            ("[server]\ndomains = [\"bad_domain\"]", "server.domains"),
+            (
+                "[c2s]\nstarttls_listen = \"nowhere\"",
+                "c2s.starttls_listen",
+            ),
+            (
+                "[c2s]\ndirect_tls_listen = \"1.2.3.4\"",
+                "c2s.direct_tls_listen",
+            ),
+            ("[c2s]\nmax_unauthenticated = 0", "c2s.max_unauthenticated"),
+            (
+                "[tls]\ncert_file = \"/nonexistent/cert.pem\"",
+                "tls.key_file",
+            ),
+            ("[storage]\nbackend = \"redis\"", "storage.backend"),
+            (
+                "[limits]\nmax_stanza_bytes = 9999",
+                "limits.max_stanza_bytes",
+            ),
+            ("[limits]\nmax_depth = 3", "limits.max_depth"),
+            ("[limits]\nsession_queue = 15", "limits.session_queue"),
+            ("[timeouts]\nidle_secs = 0", "timeouts.idle_secs"),
+            ("[auth]\nscram_iterations = 4095", "auth.scram_iterations"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            ("[log]\nlevel = \"\"", "log.level"),
+        ];
+        for (text, key) in cases {
+            assert_eq!(invalid_key(load_text(text, &[])), key, "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn missing_or_broken_file_is_reported_with_its_path() {
+        let err = load(Some(Path::new("/nonexistent/corvid.toml")), &HashMap::new()).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::File { path, .. } if path == "/nonexistent/corvid.toml"),
+            "{err:?}"
+        );
+        let file = toml_file("[c2s\nbroken");
+        let err = load(Some(file.path()), &HashMap::new()).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::File { path, .. } if path == &file.path().display().to_string()),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/corvid.example.toml");
+        let settings = load(Some(&path), &HashMap::new()).unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn example_file_documents_every_key_and_its_variable() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/corvid.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let table: toml_check::Table = toml_check::parse(&text);
+        for (key, _) in schema::settings_schema().unwrap().leaf_keys() {
+            assert!(
+                toml_check::has_key(&table, &key),
+                "example file does not set `{key}`"
+            );
+            let var = format!("CORVID__{}", key.replace('.', "__").to_uppercase());
+            assert!(text.contains(&var), "example file does not mention {var}");
+        }
+    }
+
+    /// The example file read through `config` as a plain table, to see which keys it sets.
+    mod toml_check {
+        use super::*;
+
+        pub(super) type Table = Map<String, Value>;
+
+        pub(super) fn parse(text: &str) -> Table {
+            Config::builder()
+                .add_source(File::from_str(text, FileFormat::Toml))
+                .build()
+                .unwrap()
+                .try_deserialize::<Table>()
+                .unwrap()
+        }
+
+        pub(super) fn has_key(table: &Table, dotted: &str) -> bool {
+            let mut current = table;
+            let mut parts = dotted.split('.').peekable();
+            while let Some(part) = parts.next() {
+                let Some(value) = current.get(part) else {
+                    return false;
+                };
+                if parts.peek().is_none() {
+                    return true;
+                }
+                let ValueKind::Table(next) = &value.kind else {
+                    return false;
+                };
+                current = next;
+            }
+            false
+        }
     }
 }

@@ -66,7 +66,7 @@ pub trait AccountStore: Send + Sync {
     /// Deletes the account and every user data of it in every key-value, map and archive store.
     /// Returns false if there was no such account.
     async fn delete(&self, jid: &BareJid) -> StoreResult<bool>;
-    /// Every account, sorted.
+    /// Every account, sorted by [`BareJid`]'s order (localpart, then domainpart).
     async fn list(&self) -> StoreResult<Vec<BareJid>>;
     /// Creates many accounts at once (existing ones are left alone and counted), in as few
     /// transactions as the backend allows.
@@ -99,14 +99,26 @@ pub trait MapStore: Send + Sync {
     async fn clear(&self, user: &BareJid) -> StoreResult<()>;
 }
 
-/// An ordered log per user; ids are assigned by the store and increase strictly per user.
+/// An ordered log per user; ids are assigned by the store and increase strictly per user, and
+/// are never handed out twice for a user (not after `remove` or `clear`, nor after the account
+/// was deleted and created again), so a client's "after id N" never skips new items.
 #[async_trait]
 pub trait ArchiveStore: Send + Sync {
     /// Appends an item and returns its id. With `max_items`, fails with `LimitReached` (and
     /// stores nothing) if the user already has that many.
-    async fn append(&self, user: &BareJid, value: &[u8], max_items: Option<usize>) -> StoreResult<u64>;
+    async fn append(
+        &self,
+        user: &BareJid,
+        value: &[u8],
+        max_items: Option<usize>,
+    ) -> StoreResult<u64>;
     /// Up to `limit` items with id greater than `after`, oldest first.
-    async fn range(&self, user: &BareJid, after: Option<u64>, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+    async fn range(
+        &self,
+        user: &BareJid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
     /// Removes the items with these ids; returns how many existed.
     async fn remove(&self, user: &BareJid, ids: &[u64]) -> StoreResult<usize>;
     /// Number of items.

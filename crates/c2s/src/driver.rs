@@ -1,0 +1,429 @@
+//! The I/O of one client connection: socket, TLS, timers, read rate limit, mailbox.
+//! Everything protocol-related is decided by [`Machine`]; this file only carries it out.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use corvid_core::{Event, Flow, SessionId};
+use corvid_router::{BindError, Outbound, Router};
+use corvid_sasl::ChannelBindings;
+use corvid_stanza::ns;
+use corvid_storage::Store;
+use corvid_xml::{Limits, Parser};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::limits::UnauthSlot;
+use crate::machine::BindFailure;
+use crate::{Action, Config, ConnectionLimits, Input, Machine};
+
+/// The TLS side of the server: acceptors and channel-binding data of the certificate.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    /// For STARTTLS on the plain listener.
+    pub starttls: TlsAcceptor,
+    /// For direct TLS (XEP-0368), with ALPN `xmpp-client`.
+    pub direct: TlsAcceptor,
+    /// RFC 5929 §4.1 `tls-server-end-point` data of the certificate.
+    pub server_end_point: Option<Vec<u8>>,
+}
+
+/// What every connection shares.
+pub struct C2sContext {
+    /// Protocol configuration.
+    pub config: Config,
+    /// XML limits.
+    pub limits: Limits,
+    /// TLS.
+    pub tls: TlsMaterial,
+    /// The router.
+    pub router: Arc<Router>,
+    /// Durable storage.
+    pub store: Arc<dyn Store>,
+    /// Unauthenticated-connection limits.
+    pub conn_limits: Arc<ConnectionLimits>,
+    /// Each negotiation step's deadline.
+    pub negotiation_timeout: Duration,
+    /// The TLS handshake's deadline.
+    pub tls_handshake_timeout: Duration,
+    /// Idle limit of a bound session.
+    pub idle_timeout: Duration,
+    /// How long to wait for the peer's closing tag.
+    pub close_timeout: Duration,
+    /// Sustained read rate, bytes per second.
+    pub read_rate: u32,
+    /// Read burst, bytes.
+    pub read_burst: u32,
+    /// Mailbox capacity of a session.
+    pub session_queue: usize,
+}
+
+/// A listener kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Plain TCP, STARTTLS offered.
+    StartTls,
+    /// TLS from the first byte (XEP-0368).
+    DirectTls,
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Gone,
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Io::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Io::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Io::Gone => Poll::Ready(Ok(())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Io::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true.
+pub async fn accept_loop(ctx: Arc<C2sContext>, listener: TcpListener, kind: Listener, shutdown: watch::Receiver<bool>) {
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, peer)) => {
+                    let ctx = ctx.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move { serve_connection(ctx, tcp, peer, kind, shutdown).await });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(what = "accept-failed", error = %e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn channel_bindings(tls: &TlsStream<TcpStream>, server_end_point: &Option<Vec<u8>>) -> ChannelBindings {
+    let (_, conn) = tls.get_ref();
+    // RFC 9266 §3: tls-exporter is defined for TLS 1.3 (TLS 1.2 would need EMS everywhere).
+    let exporter = if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+        conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None).ok()
+    } else {
+        None
+    };
+    ChannelBindings { tls_exporter: exporter, tls_server_end_point: server_end_point.clone() }
+}
+
+/// Serves one client connection to its end.
+pub async fn serve_connection(
+    ctx: Arc<C2sContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    kind: Listener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let Some(slot) = ctx.conn_limits.try_acquire(peer.ip()) else {
+        refuse(tcp, kind).await;
+        return;
+    };
+    let mut conn = Connection::new(ctx.clone(), slot);
+    let mut machine;
+    let mut io = match kind {
+        Listener::StartTls => {
+            machine = Machine::new(conn.ctx.config.clone(), false, ChannelBindings::default());
+            Io::Plain(tcp)
+        }
+        Listener::DirectTls => match timeout(ctx.tls_handshake_timeout, ctx.tls.direct.accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                let cb = channel_bindings(&tls, &ctx.tls.server_end_point);
+                machine = Machine::new(conn.ctx.config.clone(), true, cb);
+                Io::Tls(Box::new(tls))
+            }
+            Ok(Err(e)) => {
+                debug!(what = "tls-handshake-failed", %peer, error = %e);
+                return;
+            }
+            Err(_) => return,
+        },
+    };
+    debug!(what = "connection-opened", %peer, ?kind);
+    conn.run(&mut machine, &mut io, &mut shutdown).await;
+    if let Some(jid) = conn.bound.take() {
+        ctx.router.unbind(&jid, conn.session).await;
+        info!(what = "session-closed", %jid, session = %conn.session);
+    }
+    let _ = timeout(Duration::from_secs(2), io.shutdown()).await;
+}
+
+/// Too many unauthenticated connections: say so and hang up (RFC 6120 §4.9.3.17
+/// `resource-constraint`). Direct-TLS connections are simply closed: a TLS handshake would
+/// spend exactly the resources the limit protects.
+async fn refuse(mut tcp: TcpStream, kind: Listener) {
+    if kind == Listener::StartTls {
+        let msg = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'><stream:error><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
+        let _ = timeout(Duration::from_secs(1), tcp.write_all(msg.as_bytes())).await;
+    }
+}
+
+struct Connection {
+    ctx: Arc<C2sContext>,
+    slot: Option<UnauthSlot>,
+    session: SessionId,
+    bound: Option<corvid_jid::FullJid>,
+    mailbox: Option<mpsc::Receiver<Outbound>>,
+    parser: Parser,
+    out: Vec<u8>,
+    tokens: f64,
+    last_refill: Instant,
+}
+
+impl Connection {
+    fn new(ctx: Arc<C2sContext>, slot: UnauthSlot) -> Self {
+        let session = ctx.router.new_session_id();
+        let parser = Parser::new(ctx.limits);
+        let tokens = f64::from(ctx.read_burst);
+        Self {
+            ctx,
+            slot: Some(slot),
+            session,
+            bound: None,
+            mailbox: None,
+            parser,
+            out: Vec::with_capacity(4096),
+            tokens,
+            last_refill: Instant::now(),
+        }
+    }
+
+    fn deadline(&self, m: &Machine) -> Instant {
+        let d = if m.is_bound() {
+            self.ctx.idle_timeout
+        } else if matches!(m.state(), crate::State::Closing) {
+            self.ctx.close_timeout
+        } else {
+            self.ctx.negotiation_timeout
+        };
+        Instant::now() + d
+    }
+
+    /// Token-bucket read limit: after reading `n` bytes, how long to pause before reading more.
+    fn charge(&mut self, n: usize) -> Option<Duration> {
+        let now = Instant::now();
+        let rate = f64::from(self.ctx.read_rate.max(1));
+        let elapsed = now.duration_since(self.last_refill).as_secs_f64();
+        self.last_refill = now;
+        self.tokens = (self.tokens + elapsed * rate).min(f64::from(self.ctx.read_burst));
+        self.tokens -= n as f64;
+        if self.tokens < 0.0 {
+            Some(Duration::from_secs_f64(-self.tokens / rate))
+        } else {
+            None
+        }
+    }
+
+    async fn run(&mut self, m: &mut Machine, io: &mut Io, shutdown: &mut watch::Receiver<bool>) {
+        let mut buf = vec![0u8; 8192];
+        let mut deadline = self.deadline(m);
+        let mut actions = Vec::new();
+        loop {
+            // Drain every complete event already buffered before reading more.
+            loop {
+                match self.parser.next_event() {
+                    Ok(Some(ev)) => m.handle(Input::Xml(ev), &mut actions),
+                    Ok(None) => break,
+                    Err(e) => m.handle(Input::XmlError(e), &mut actions),
+                }
+                if !self.perform(m, io, &mut actions).await {
+                    return;
+                }
+                deadline = self.deadline(m);
+                if m.is_closed() {
+                    break;
+                }
+            }
+            if m.is_closed() {
+                let _ = self.flush(io).await;
+                return;
+            }
+            let mailbox = self.mailbox.as_mut();
+            tokio::select! {
+                r = io.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => {
+                        m.handle(Input::PeerGone, &mut actions);
+                        let _ = self.perform(m, io, &mut actions).await;
+                        return;
+                    }
+                    Ok(n) => {
+                        self.parser.feed(&buf[..n]);
+                        if m.is_bound() {
+                            deadline = self.deadline(m);
+                        }
+                        if let Some(pause) = self.charge(n) {
+                            // Back-pressure through TCP: stop reading for a while.
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                },
+                Some(item) = async { match mailbox { Some(mb) => mb.recv().await, None => std::future::pending().await } } => {
+                    match item {
+                        Outbound::Stanza(st) => {
+                            self.out.extend_from_slice(st.element().to_xml(ns::CLIENT).as_bytes());
+                            if !self.flush(io).await {
+                                return;
+                            }
+                        }
+                        Outbound::Close(err) => {
+                            m.stream_error(err, &mut actions);
+                            let _ = self.perform(m, io, &mut actions).await;
+                            return;
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    m.handle(Input::Timeout, &mut actions);
+                    if !self.perform(m, io, &mut actions).await {
+                        return;
+                    }
+                    deadline = self.deadline(m);
+                }
+                _ = shutdown.changed() => {
+                    m.handle(Input::Shutdown, &mut actions);
+                    let _ = self.perform(m, io, &mut actions).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self, io: &mut Io) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        // A client that does not read must not hold the connection forever.
+        let r = timeout(self.ctx.idle_timeout, async {
+            io.write_all(&self.out).await?;
+            io.flush().await
+        })
+        .await;
+        self.out.clear();
+        matches!(r, Ok(Ok(())))
+    }
+
+    /// Carries out actions (and those that their results cause). False when the connection is over.
+    async fn perform(&mut self, m: &mut Machine, io: &mut Io, actions: &mut Vec<Action>) -> bool {
+        let mut queue: VecDeque<Action> = actions.drain(..).collect();
+        while let Some(a) = queue.pop_front() {
+            let mut more = Vec::new();
+            match a {
+                Action::Send(s) => self.out.extend_from_slice(s.as_bytes()),
+                Action::StartTls => {
+                    if !self.flush(io).await {
+                        return false;
+                    }
+                    // Bytes pipelined after <starttls/> were sent in the clear and must not be
+                    // processed as if protected (the STARTTLS command-injection attack).
+                    if self.parser.buffered() > 0 {
+                        warn!(what = "starttls-injection", session = %self.session);
+                        return false;
+                    }
+                    let Io::Plain(tcp) = std::mem::replace(io, Io::Gone) else {
+                        return false;
+                    };
+                    match timeout(self.ctx.tls_handshake_timeout, self.ctx.tls.starttls.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let cb = channel_bindings(&tls, &self.ctx.tls.server_end_point);
+                            *io = Io::Tls(Box::new(tls));
+                            self.parser = Parser::new(self.ctx.limits);
+                            m.handle(Input::TlsEstablished(cb), &mut more);
+                        }
+                        Ok(Err(e)) => {
+                            // RFC 6120 §5.4.3.2 (step 7 alt.): TLS failed; the TCP connection is closed.
+                            debug!(what = "tls-handshake-failed", session = %self.session, error = %e);
+                            return false;
+                        }
+                        Err(_) => return false,
+                    }
+                }
+                Action::ResetParser => self.parser.reset(),
+                Action::LookupCredentials(jid) => {
+                    let r = self.ctx.store.accounts().credentials(&jid).await.map_err(|e| {
+                        warn!(what = "credentials-lookup-failed", error = %e);
+                        e.to_string()
+                    });
+                    m.handle(Input::Credentials(r), &mut more);
+                }
+                Action::Authenticated(jid) => {
+                    info!(what = "authenticated", %jid, session = %self.session);
+                    self.slot = None;
+                }
+                Action::Bind(jid) => {
+                    let (tx, rx) = mpsc::channel(self.ctx.session_queue);
+                    let r = match self.ctx.router.bind(jid.clone(), self.session, tx).await {
+                        Ok(()) => {
+                            self.mailbox = Some(rx);
+                            self.bound = Some(jid.clone());
+                            info!(what = "session-bound", %jid, session = %self.session);
+                            Ok(())
+                        }
+                        Err(BindError::TooManyResources) => Err(BindFailure::TooManyResources),
+                        Err(BindError::Unavailable(e)) => {
+                            warn!(what = "bind-failed", error = %e);
+                            Err(BindFailure::Unavailable)
+                        }
+                    };
+                    m.handle(Input::Bound(r), &mut more);
+                }
+                Action::Route(mut stanza) => {
+                    let services = self.ctx.router.services();
+                    let mut ev = Event::ClientStanza { session: self.session, stanza: &mut stanza };
+                    if services.modules.run(&mut ev).await == Flow::Continue {
+                        self.ctx.router.route(stanza).await;
+                    }
+                }
+                Action::Close => {
+                    let _ = self.flush(io).await;
+                    return false;
+                }
+            }
+            queue.extend(more);
+        }
+        self.flush(io).await
+    }
+}

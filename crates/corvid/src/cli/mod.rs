@@ -1,0 +1,221 @@
+//! The command line: `corvid serve` and the admin commands (`corvid user …`).
+//!
+//! # Layout
+//! - this file: the clap parser ([`Cli`], [`Command`], [`UserCommand`]) and [`CliError`], which
+//!   decides the exit code (64 for a bad configuration or bad arguments, 1 for everything else).
+//! - `user.rs`: `user add|del|list|passwd` against an [`AccountStore`], and the JID rule every
+//!   user command shares (a localpart, and a domain this server hosts).
+//! - `import.rs`: `user import --csv`: streaming CSV, credentials derived on every core, batched
+//!   [`AccountStore::import`].
+//! - `password.rs`: where a password comes from (flag, terminal prompt twice, or one stdin line).
+//!
+//! ```text
+//!   argv ─ clap ─▶ Cli ─ main.rs loads Settings (file ← CORVID__ env) ─┬─ serve ─▶ server::run
+//!                                                                      └─ user … ─▶ cli::run_user
+//!                                                                           └─ EmbeddedStore::open
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use corvid_settings::{ConfigError, Settings};
+use corvid_storage::{AccountStore, Store};
+use corvid_store_embedded::EmbeddedStore;
+
+pub mod import;
+pub mod password;
+pub mod user;
+
+/// `EX_USAGE` from sysexits.h: bad arguments or a bad configuration.
+pub const EXIT_USAGE: u8 = 64;
+/// Any other failure.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Corvid, a clustered XMPP server.
+#[derive(Debug, Parser)]
+#[command(name = "corvid", version, about, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file; without one, defaults apply. Every key can also be set as
+    /// CORVID__SECTION__KEY in the environment, which wins over the file.
+    #[arg(long, short = 'c', global = true, value_name = "FILE", env = "CORVID_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node until ctrl-c or SIGTERM.
+    Serve,
+    /// Manage accounts in the store the configuration names.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `corvid user …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Add {
+        /// Bare JID of the account, e.g. juliet@capulet.example.
+        jid: String,
+        /// The password. Without it, it is asked for twice on a terminal, or read as one line
+        /// from standard input otherwise. On the command line it is visible to other local users
+        /// (process list, shell history): prefer the prompt or stdin.
+        #[arg(long, short = 'p')]
+        password: Option<String>,
+    },
+    /// Delete an account and all of its data.
+    Del {
+        /// Bare JID of the account.
+        jid: String,
+    },
+    /// Create many accounts from a CSV file of `jid,password` records (no header line).
+    /// Existing accounts are left alone; invalid lines are reported and skipped.
+    Import {
+        /// The CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: PathBuf,
+    },
+    /// List every account, one per line.
+    List,
+    /// Change an account's password.
+    Passwd {
+        /// Bare JID of the account.
+        jid: String,
+        /// The new password; as for `user add`.
+        #[arg(long, short = 'p')]
+        password: Option<String>,
+    },
+}
+
+/// Why a command failed; [`CliError::exit_code`] is what the process exits with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration cannot be used.
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    /// An argument (a JID, a password) is not acceptable.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else: the store, I/O, the server.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    /// 64 (`EX_USAGE`) for configuration and argument errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Usage(_) => EXIT_USAGE,
+            CliError::Runtime(_) => EXIT_FAILURE,
+        }
+    }
+
+    /// A runtime error from anything displayable.
+    pub(crate) fn runtime(error: impl std::fmt::Display) -> Self {
+        CliError::Runtime(error.to_string())
+    }
+}
+
+/// Runs a `corvid user …` command against the embedded store at `settings.storage.path`,
+/// printing results to `out` and skipped import lines to `err`.
+pub async fn run_user(
+    command: &UserCommand,
+    settings: &Settings,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = EmbeddedStore::open(&settings.storage.path).map_err(|e| {
+        CliError::Runtime(format!("cannot open the store at {}: {e}", settings.storage.path.display()))
+    })?;
+    let accounts: std::sync::Arc<dyn AccountStore> = store.accounts();
+    user::run(command, settings, accounts.as_ref(), out, err).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("corvid").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_with_and_without_config() {
+        let cli = parse(&["serve"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve));
+        let cli = parse(&["serve", "--config", "/etc/corvid.toml"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("/etc/corvid.toml")));
+        // Global: accepted before the subcommand as well.
+        let cli = parse(&["--config", "a.toml", "serve"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("a.toml")));
+    }
+
+    #[test]
+    fn user_add_with_and_without_password() {
+        let cli = parse(&["user", "add", "juliet@localhost"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::User(UserCommand::Add { ref jid, password: None }) if jid == "juliet@localhost"
+        ));
+        let cli = parse(&["user", "add", "juliet@localhost", "--password", "s3cret", "--config", "c.toml"]).unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("c.toml")));
+        assert!(matches!(
+            cli.command,
+            Command::User(UserCommand::Add { password: Some(ref p), .. }) if p == "s3cret"
+        ));
+    }
+
+    #[test]
+    fn other_user_commands() {
+        let cli = parse(&["user", "passwd", "romeo@localhost", "-p", "x"]).unwrap();
+        assert!(matches!(cli.command, Command::User(UserCommand::Passwd { password: Some(_), .. })));
+        let cli = parse(&["user", "del", "romeo@localhost"]).unwrap();
+        assert!(matches!(cli.command, Command::User(UserCommand::Del { ref jid }) if jid == "romeo@localhost"));
+        let cli = parse(&["user", "list"]).unwrap();
+        assert!(matches!(cli.command, Command::User(UserCommand::List)));
+        let cli = parse(&["user", "import", "--csv", "users.csv"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::User(UserCommand::Import { ref csv }) if csv == &PathBuf::from("users.csv")
+        ));
+    }
+
+    #[test]
+    fn bad_arguments_are_rejected() {
+        for args in [
+            &[][..],
+            &["user"],
+            &["user", "add"],
+            &["user", "del"],
+            &["user", "import"],
+            &["user", "list", "extra"],
+            &["user", "frobnicate"],
+            &["serve", "--bogus"],
+            &["serve", "--config"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        let config = CliError::Config(ConfigError::UnknownKey { key: "c2s.bogus".into() });
+        assert_eq!(config.exit_code(), 64);
+        assert_eq!(config.to_string(), "configuration error: unknown configuration key `c2s.bogus`");
+        assert_eq!(CliError::Usage("bad jid".into()).exit_code(), 64);
+        assert_eq!(CliError::Runtime("disk full".into()).exit_code(), 1);
+    }
+}

@@ -1,0 +1,251 @@
+//! Delivery: local mailboxes, server IQ dispatch, errors back to senders.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+
+use corvid_core::{Event, IqTarget, NodeId, Services, SessionId, StanzaSender};
+use corvid_jid::{BareJid, FullJid, Jid};
+use corvid_stanza::{Condition, Kind, Stanza, StanzaError, StreamCondition, StreamError};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::{decide, BindError, Decision, Route, SessionRegistry};
+
+/// What a session's mailbox carries.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A stanza to write to the client.
+    Stanza(Stanza),
+    /// Close the session with this stream error (e.g. `conflict` when replaced).
+    Close(StreamError),
+}
+
+/// The sending half of a session's mailbox. Bounded: a session that does not drain it is stuck.
+pub type Mailbox = mpsc::Sender<Outbound>;
+
+/// Routes stanzas between local sessions and the server's handlers.
+pub struct Router {
+    node: NodeId,
+    registry: Arc<dyn SessionRegistry>,
+    mailboxes: RwLock<HashMap<SessionId, Mailbox>>,
+    services: OnceLock<Services>,
+    next_session: AtomicU64,
+    max_resources: usize,
+}
+
+impl Router {
+    /// A router for `node` over `registry`. [`Router::set_services`] must be called before use.
+    pub fn new(node: NodeId, registry: Arc<dyn SessionRegistry>, max_resources: usize) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            registry,
+            mailboxes: RwLock::new(HashMap::new()),
+            services: OnceLock::new(),
+            next_session: AtomicU64::new(1),
+            max_resources,
+        })
+    }
+
+    /// A [`StanzaSender`] for handlers that routes through this router.
+    pub fn sender(self: &Arc<Self>) -> Arc<dyn StanzaSender> {
+        Arc::new(RouterSender(Arc::downgrade(self)))
+    }
+
+    /// Completes construction (services hold a sender that points back here).
+    pub fn set_services(&self, services: Services) {
+        let _ = self.services.set(services);
+    }
+
+    /// The services.
+    ///
+    /// # Panics
+    /// If [`Router::set_services`] was not called: a wiring bug at start-up, not a runtime condition.
+    pub fn services(&self) -> &Services {
+        #[allow(clippy::expect_used)]
+        self.services.get().expect("Router::set_services not called")
+    }
+
+    /// The session table.
+    pub fn registry(&self) -> &Arc<dyn SessionRegistry> {
+        &self.registry
+    }
+
+    /// A fresh session id.
+    pub fn new_session_id(&self) -> SessionId {
+        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn mailbox(&self, session: SessionId) -> Option<Mailbox> {
+        self.mailboxes.read().unwrap_or_else(|e| e.into_inner()).get(&session).cloned()
+    }
+
+    /// Binds `jid` to a local session. If another session held it, that session is told to
+    /// close with `conflict` (RFC 6120 §7.7.2.2, "the new session wins").
+    pub async fn bind(&self, jid: FullJid, session: SessionId, mailbox: Mailbox) -> Result<(), BindError> {
+        let route = Route { jid: jid.clone(), node: self.node, session, priority: 0, available: false };
+        self.mailboxes.write().unwrap_or_else(|e| e.into_inner()).insert(session, mailbox);
+        let replaced = match self.registry.bind(route, self.max_resources).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.mailboxes.write().unwrap_or_else(|e| e.into_inner()).remove(&session);
+                return Err(e);
+            }
+        };
+        if let Some(old) = replaced {
+            debug!(what = "session-replaced", jid = %jid, old = %old.session, new = %session);
+            if let Some(mb) = self.mailbox(old.session) {
+                let err = StreamError::new(StreamCondition::Conflict)
+                    .with_text("replaced by a new session for the same resource");
+                // A full mailbox belongs to a stuck session; it is closing anyway.
+                let _ = mb.try_send(Outbound::Close(err));
+            }
+        }
+        let mut ev = Event::ResourceBound { jid: &jid, session };
+        self.services().modules.run(&mut ev).await;
+        Ok(())
+    }
+
+    /// Ends a session: removes its binding (if still its own) and mailbox, and runs the
+    /// `session-closed` hooks.
+    pub async fn unbind(&self, jid: &FullJid, session: SessionId) {
+        self.mailboxes.write().unwrap_or_else(|e| e.into_inner()).remove(&session);
+        self.registry.unbind(jid, session).await;
+        let mut ev = Event::SessionClosed { jid, session };
+        self.services().modules.run(&mut ev).await;
+    }
+
+    /// Routes a stanza whose `from` is already stamped (RFC 6120 §8.1.2.1). Replies and errors
+    /// it causes are routed too; stanzas of type `error` are never answered with errors, so
+    /// this terminates.
+    pub async fn route(&self, stanza: Stanza) {
+        let mut queue = vec![stanza];
+        while let Some(st) = queue.pop() {
+            if let Some(reply) = self.route_one(st).await {
+                queue.push(reply);
+            }
+        }
+    }
+
+    async fn route_one(&self, stanza: Stanza) -> Option<Stanza> {
+        let services = self.services();
+        let sender: Option<BareJid> = stanza.from().and_then(|f| f.node().map(|_| f.bare().clone()));
+        let target: Option<BareJid> = match stanza.to() {
+            Some(to) => Some(to.bare().clone()),
+            None => sender.clone(),
+        };
+        let to_is_local = stanza.to().map(|t| services.is_local(t.domain())).unwrap_or(true);
+        let resources = match &target {
+            Some(t) if to_is_local && t.node().is_some() => self.registry.resources(t),
+            _ => Vec::new(),
+        };
+        let needs_account = resources.is_empty() && to_is_local && target.as_ref().is_some_and(|t| t.node().is_some());
+        let account_exists = if needs_account {
+            match target.as_ref() {
+                Some(t) => match services.account_exists(t).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        warn!(what = "route-store-error", error = %e);
+                        return self.error(&stanza, StanzaError::new(Condition::InternalServerError));
+                    }
+                },
+                None => false,
+            }
+        } else {
+            false
+        };
+        let decision = decide(&stanza, sender.as_ref(), to_is_local, &resources, account_exists);
+        match decision {
+            Decision::Deliver(routes) => self.deliver(stanza, routes),
+            Decision::Server(target) => self.handle_iq(target, stanza).await,
+            Decision::Broadcast => {
+                self.presence_broadcast(&stanza).await;
+                None
+            }
+            // Until an offline-storage module exists, RFC 6121 §8.5.2.2.1 says service-unavailable.
+            Decision::Offline => self.error(&stanza, StanzaError::new(Condition::ServiceUnavailable)),
+            Decision::Remote => self.error(
+                &stanza,
+                StanzaError::new(Condition::RemoteServerNotFound).with_text("server-to-server is not enabled"),
+            ),
+            Decision::Error(c) => self.error(&stanza, StanzaError::new(c)),
+            Decision::Drop => {
+                debug!(what = "stanza-dropped", kind = stanza.kind().as_str());
+                None
+            }
+        }
+    }
+
+    fn error(&self, stanza: &Stanza, err: StanzaError) -> Option<Stanza> {
+        stanza.error_reply(&err)
+    }
+
+    fn deliver(&self, stanza: Stanza, routes: Vec<Route>) -> Option<Stanza> {
+        let count = routes.len();
+        let mut undelivered = 0;
+        for route in routes {
+            // The original is kept for the error reply should nobody take it.
+            let st = stanza.clone();
+            let Some(mb) = self.mailbox(route.session) else {
+                undelivered += 1;
+                continue;
+            };
+            if let Err(e) = mb.try_send(Outbound::Stanza(st)) {
+                undelivered += 1;
+                warn!(what = "mailbox-full", session = %route.session, error = %e);
+            }
+        }
+        if undelivered == count {
+            // Nobody could take it: tell the sender rather than drop it silently.
+            return self.error(&stanza, StanzaError::new(Condition::RecipientUnavailable));
+        }
+        None
+    }
+
+    async fn handle_iq(&self, target: IqTarget, iq: Stanza) -> Option<Stanza> {
+        let services = self.services();
+        let (Some(ty), Some(payload)) = (iq.iq_type(), iq.iq_payload()) else {
+            return None;
+        };
+        let Some(handler) = services.modules.iq_handler(target, ty, payload) else {
+            // RFC 6120 §8.4: a namespace nobody handles is service-unavailable.
+            return self.error(&iq, StanzaError::new(Condition::ServiceUnavailable));
+        };
+        let handler = handler.clone();
+        match handler.handle(services, &iq).await {
+            Ok(payload) => Some(iq.iq_result(payload)),
+            Err(e) => self.error(&iq, e),
+        }
+    }
+
+    /// Presence without `to` (RFC 6121 §4.2, §4.5): records availability and priority. The
+    /// broadcast to contacts belongs to the presence module (RFC 6121), which hooks in here.
+    async fn presence_broadcast(&self, presence: &Stanza) {
+        let Some(Jid::Full(from)) = presence.from() else {
+            return;
+        };
+        if presence.kind() != Kind::Presence {
+            return;
+        }
+        let Some(route) = self.registry.lookup(from) else {
+            return;
+        };
+        let available = presence.type_attr().is_none();
+        let priority = presence
+            .element()
+            .child("priority", corvid_stanza::ns::CLIENT)
+            .and_then(|p| p.text().trim().parse::<i8>().ok())
+            .unwrap_or(0);
+        self.registry.set_presence(from, route.session, available, priority).await;
+    }
+}
+
+struct RouterSender(Weak<Router>);
+
+impl StanzaSender for RouterSender {
+    fn send(&self, stanza: Stanza) {
+        if let Some(router) = self.0.upgrade() {
+            tokio::spawn(async move { router.route(stanza).await });
+        }
+    }
+}

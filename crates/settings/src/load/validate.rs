@@ -1,0 +1,431 @@
+//! [`Settings::validate`]: every value checked, the first bad one reported with its key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::load::ConfigError;
+use crate::{Settings, CONFIG_VERSION};
+
+/// Storage backends this build can open.
+const BACKENDS: &[&str] = &["embedded"];
+/// Log output formats.
+const LOG_FORMATS: &[&str] = &["text", "json"];
+/// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
+const MIN_STANZA_BYTES: usize = 10_000;
+/// Below this, ordinary stanzas (message → body, iq → query → item → group) are refused.
+const MIN_DEPTH: usize = 4;
+/// Below this, an ordinary stanza header (`to`, `from`, `id`, `type`, `xml:lang`, `xmlns`…) is refused.
+const MIN_ATTRIBUTES: usize = 8;
+/// Below this, a burst of presence on login would close healthy sessions.
+const MIN_SESSION_QUEUE: usize = 16;
+/// RFC 7677 §4: at least 4096 iterations.
+const MIN_SCRAM_ITERATIONS: u32 = 4096;
+/// Above this, one login costs seconds of CPU, which a client can use to exhaust the server.
+const MAX_SCRAM_ITERATIONS: u32 = 10_000_000;
+/// RFC 1035 §2.3.4 (and RFC 7622 §3.2 for domainparts): at most 253 bytes in text form.
+const MAX_DOMAIN_BYTES: usize = 253;
+/// RFC 1035 §2.3.4: at most 63 bytes per label.
+const MAX_LABEL_BYTES: usize = 63;
+
+impl Settings {
+    /// Checks every value; the first bad one is reported with its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return invalid(
+                "version",
+                format!(
+                    "this build reads version {CONFIG_VERSION}, the configuration says {}",
+                    self.version
+                ),
+            );
+        }
+        self.validate_server()?;
+        self.validate_c2s()?;
+        self.validate_tls()?;
+        self.validate_storage()?;
+        self.validate_limits()?;
+        self.validate_timeouts()?;
+        self.validate_auth()?;
+        self.validate_log()
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let domains = &self.server.domains;
+        if domains.is_empty() {
+            return invalid("server.domains", "at least one domain is needed");
+        }
+        let mut seen = HashSet::new();
+        for domain in domains {
+            if let Err(reason) = check_domain(domain) {
+                return invalid(
+                    "server.domains",
+                    format!("`{domain}` is not a valid domain: {reason}"),
+                );
+            }
+            if !seen.insert(domain.as_str()) {
+                return invalid(
+                    "server.domains",
+                    format!("`{domain}` is listed more than once"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_c2s(&self) -> Result<(), ConfigError> {
+        let c2s = &self.c2s;
+        check_listen("c2s.starttls_listen", &c2s.starttls_listen)?;
+        check_listen("c2s.direct_tls_listen", &c2s.direct_tls_listen)?;
+        if c2s.starttls_listen.trim().is_empty() && c2s.direct_tls_listen.trim().is_empty() {
+            return invalid(
+                "c2s.starttls_listen",
+                "c2s.starttls_listen and c2s.direct_tls_listen are both empty; at least one listener is needed",
+            );
+        }
+        positive("c2s.max_unauthenticated", c2s.max_unauthenticated)?;
+        positive(
+            "c2s.max_unauthenticated_per_ip",
+            c2s.max_unauthenticated_per_ip,
+        )?;
+        positive("c2s.read_rate_bytes_per_sec", c2s.read_rate_bytes_per_sec)?;
+        positive("c2s.read_burst_bytes", c2s.read_burst_bytes)
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let tls = &self.tls;
+        match (tls.cert_file.is_empty(), tls.key_file.is_empty()) {
+            (true, true) => Ok(()),
+            (false, true) => invalid(
+                "tls.key_file",
+                "tls.cert_file is set, so tls.key_file must be set too",
+            ),
+            (true, false) => invalid(
+                "tls.cert_file",
+                "tls.key_file is set, so tls.cert_file must be set too",
+            ),
+            (false, false) => {
+                check_file_exists("tls.cert_file", &tls.cert_file)?;
+                check_file_exists("tls.key_file", &tls.key_file)
+            }
+        }
+    }
+
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        if !BACKENDS.contains(&self.storage.backend.as_str()) {
+            return invalid(
+                "storage.backend",
+                format!(
+                    "`{}` is not one of: {}",
+                    self.storage.backend,
+                    BACKENDS.join(", ")
+                ),
+            );
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return invalid("storage.path", "must not be empty");
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        at_least(
+            "limits.max_stanza_bytes",
+            limits.max_stanza_bytes,
+            MIN_STANZA_BYTES,
+            "RFC 6120 §13.12 requires accepting stanzas of at least 10000 bytes",
+        )?;
+        at_least(
+            "limits.max_depth",
+            limits.max_depth,
+            MIN_DEPTH,
+            "ordinary stanzas nest this deep",
+        )?;
+        at_least(
+            "limits.max_attributes",
+            limits.max_attributes,
+            MIN_ATTRIBUTES,
+            "ordinary stanza headers carry this many attributes",
+        )?;
+        positive("limits.max_auth_attempts", limits.max_auth_attempts)?;
+        positive(
+            "limits.max_resources_per_user",
+            limits.max_resources_per_user,
+        )?;
+        at_least(
+            "limits.session_queue",
+            limits.session_queue,
+            MIN_SESSION_QUEUE,
+            "a smaller queue closes healthy sessions during presence bursts",
+        )
+    }
+
+    fn validate_timeouts(&self) -> Result<(), ConfigError> {
+        let t = &self.timeouts;
+        positive("timeouts.negotiation_secs", t.negotiation_secs)?;
+        positive("timeouts.tls_handshake_secs", t.tls_handshake_secs)?;
+        positive("timeouts.idle_secs", t.idle_secs)?;
+        positive("timeouts.close_secs", t.close_secs)
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let n = self.auth.scram_iterations;
+        if !(MIN_SCRAM_ITERATIONS..=MAX_SCRAM_ITERATIONS).contains(&n) {
+            return invalid(
+                "auth.scram_iterations",
+                format!(
+                    "{n} is outside {MIN_SCRAM_ITERATIONS}..={MAX_SCRAM_ITERATIONS} (RFC 7677 §4 requires at least \
+                     {MIN_SCRAM_ITERATIONS}; more than {MAX_SCRAM_ITERATIONS} makes logins a denial-of-service lever)"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_log(&self) -> Result<(), ConfigError> {
+        if self.log.level.trim().is_empty() {
+            return invalid("log.level", "must not be empty (e.g. `info`)");
+        }
+        if !LOG_FORMATS.contains(&self.log.format.as_str()) {
+            return invalid(
+                "log.format",
+                format!(
+                    "`{}` is not one of: {}",
+                    self.log.format,
+                    LOG_FORMATS.join(", ")
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn invalid<T>(key: &str, reason: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::InvalidValue {
+        key: key.to_owned(),
+        reason: reason.into(),
+    })
+}
+
+fn positive<T>(key: &str, value: T) -> Result<(), ConfigError>
+where
+    T: PartialEq + Default,
+{
+    if value == T::default() {
+        return invalid(key, "must be greater than 0");
+    }
+    Ok(())
+}
+
+fn at_least(key: &str, value: usize, floor: usize, why: &str) -> Result<(), ConfigError> {
+    if value < floor {
+        return invalid(
+            key,
+            format!("{value} is below the minimum of {floor} ({why})"),
+        );
+    }
+    Ok(())
+}
+
+/// Empty (disabled) or an `ip:port` socket address.
+fn check_listen(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Ok(());
+    }
+    match value.parse::<SocketAddr>() {
+        Ok(_) => Ok(()),
+        Err(_) => invalid(
+            key,
+            format!("`{value}` is not an address such as `0.0.0.0:5222` or `[::]:5222` (empty disables the listener)"),
+        ),
+    }
+}
+
+fn check_file_exists(key: &str, path: &str) -> Result<(), ConfigError> {
+    if Path::new(path).is_file() {
+        Ok(())
+    } else {
+        invalid(key, format!("`{path}` does not exist or is not a file"))
+    }
+}
+
+/// A simple host-name check (the JID crate does the full IDNA/PRECIS work where JIDs are parsed):
+/// dot-separated labels of letters, digits and hyphens, no label empty, longer than 63 bytes, or
+/// starting or ending with a hyphen; at most 253 bytes; lowercase.
+fn check_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() {
+        return Err("it is empty".into());
+    }
+    if domain.len() > MAX_DOMAIN_BYTES {
+        return Err(format!("it is longer than {MAX_DOMAIN_BYTES} bytes"));
+    }
+    if domain.chars().any(char::is_uppercase) {
+        return Err("it must be lowercase".into());
+    }
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Err(
+                "it has an empty label (two dots in a row, or a leading or trailing dot)".into(),
+            );
+        }
+        if label.len() > MAX_LABEL_BYTES {
+            return Err(format!(
+                "label `{label}` is longer than {MAX_LABEL_BYTES} bytes"
+            ));
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_alphanumeric() || *c == '-')) {
+            return Err(format!(
+                "it contains {c:?}; only letters, digits, hyphens and dots are allowed"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("label `{label}` starts or ends with a hyphen"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn key_of(result: Result<(), ConfigError>) -> String {
+        match result {
+            Err(ConfigError::InvalidValue { key, .. }) => key,
+            other => panic!("expected InvalidValue, got {other:?}"),
+        }
+    }
+
+    fn with(change: impl FnOnce(&mut Settings)) -> Result<(), ConfigError> {
+        let mut settings = Settings::default();
+        change(&mut settings);
+        settings.validate()
+    }
+
+    #[test]
+    fn domains() {
+        assert!(check_domain("localhost").is_ok());
+        assert!(check_domain("a-b.example.org").is_ok());
+        assert!(check_domain("bücher.example").is_ok());
+        assert!(check_domain("127.0.0.1").is_ok());
+        for bad in [
+            "",
+            "Example.org",
+            "a..b",
+            ".a",
+            "a.",
+            "-a.b",
+            "a-.b",
+            "a_b",
+            "a b",
+            "a@b",
+            "a/b",
+        ] {
+            assert!(check_domain(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(check_domain(&"a".repeat(64)).is_err());
+        assert!(check_domain(&"a".repeat(63)).is_ok());
+        let long = vec!["a".repeat(50); 6].join(".");
+        assert!(check_domain(&long).is_err());
+        assert_eq!(
+            key_of(with(
+                |s| s.server.domains = vec!["a.example".into(), "a.example".into()]
+            )),
+            "server.domains"
+        );
+    }
+
+    #[test]
+    fn listeners() {
+        assert!(with(|s| s.c2s.starttls_listen.clear()).is_ok());
+        assert!(with(|s| s.c2s.direct_tls_listen = "[::]:5223".into()).is_ok());
+        let both_empty = with(|s| {
+            s.c2s.starttls_listen.clear();
+            s.c2s.direct_tls_listen.clear();
+        });
+        assert_eq!(key_of(both_empty), "c2s.starttls_listen");
+        assert_eq!(
+            key_of(with(|s| s.c2s.starttls_listen = "localhost:5222".into())),
+            "c2s.starttls_listen"
+        );
+        assert_eq!(
+            key_of(with(|s| s.c2s.max_unauthenticated_per_ip = 0)),
+            "c2s.max_unauthenticated_per_ip"
+        );
+        assert_eq!(
+            key_of(with(|s| s.c2s.read_rate_bytes_per_sec = 0)),
+            "c2s.read_rate_bytes_per_sec"
+        );
+    }
+
+    #[test]
+    fn tls_files_must_come_in_pairs_and_exist() {
+        assert_eq!(
+            key_of(with(|s| s.tls.key_file = "/k.pem".into())),
+            "tls.cert_file"
+        );
+        let mut cert = tempfile::NamedTempFile::new().unwrap();
+        cert.write_all(b"cert").unwrap();
+        let cert_path = cert.path().display().to_string();
+        let missing = with(|s| {
+            s.tls.cert_file = cert_path.clone();
+            s.tls.key_file = "/nonexistent/key.pem".into();
+        });
+        assert_eq!(key_of(missing), "tls.key_file");
+        let ok = with(|s| {
+            s.tls.cert_file = cert_path.clone();
+            s.tls.key_file = cert_path.clone();
+        });
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn limits_floors_are_inclusive() {
+        assert!(with(|s| s.limits.max_stanza_bytes = 10_000).is_ok());
+        assert!(with(|s| s.limits.max_depth = 4).is_ok());
+        assert!(with(|s| s.limits.max_attributes = 8).is_ok());
+        assert!(with(|s| s.limits.session_queue = 16).is_ok());
+        assert_eq!(
+            key_of(with(|s| s.limits.max_attributes = 7)),
+            "limits.max_attributes"
+        );
+        assert_eq!(
+            key_of(with(|s| s.limits.max_auth_attempts = 0)),
+            "limits.max_auth_attempts"
+        );
+        assert_eq!(
+            key_of(with(|s| s.limits.max_resources_per_user = 0)),
+            "limits.max_resources_per_user"
+        );
+    }
+
+    #[test]
+    fn scram_iterations_bounds() {
+        assert!(with(|s| s.auth.scram_iterations = 4096).is_ok());
+        assert!(with(|s| s.auth.scram_iterations = 10_000_000).is_ok());
+        assert_eq!(
+            key_of(with(|s| s.auth.scram_iterations = 10_000_001)),
+            "auth.scram_iterations"
+        );
+    }
+
+    #[test]
+    fn other_keys() {
+        assert_eq!(key_of(with(|s| s.storage.path = "".into())), "storage.path");
+        assert_eq!(
+            key_of(with(|s| s.timeouts.negotiation_secs = 0)),
+            "timeouts.negotiation_secs"
+        );
+        assert_eq!(
+            key_of(with(|s| s.timeouts.close_secs = 0)),
+            "timeouts.close_secs"
+        );
+        let err = with(|s| s.storage.backend = "redis".into()).unwrap_err();
+        assert!(err.to_string().contains("embedded"), "{err}");
+        assert!(with(|s| s.log.format = "json".into()).is_ok());
+    }
+}

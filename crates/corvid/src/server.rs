@@ -90,7 +90,7 @@ impl Server {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let mut bind = |addr: &str, kind: Listener| -> anyhow::Result<Option<(SocketAddr, std::net::TcpListener)>> {
+        let bind = |addr: &str, kind: Listener| -> anyhow::Result<Option<(SocketAddr, std::net::TcpListener)>> {
             if addr.is_empty() {
                 return Ok(None);
             }

@@ -584,3 +584,324 @@ fn encode_payload(bytes: &[u8]) -> String {
         B64.encode(bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use corvid_xml::{Limits, Parser};
+
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            domains: vec![DomainPart::new("localhost").unwrap()].into(),
+            tls_available: true,
+            require_starttls: true,
+            allow_plain: true,
+            max_auth_attempts: 2,
+            fake_iterations: 4096,
+        }
+    }
+
+    /// Feeds `xml` through a real parser into the machine, collecting actions.
+    struct Harness {
+        m: Machine,
+        p: Parser,
+    }
+
+    impl Harness {
+        fn new(config: Config) -> Self {
+            Self { m: Machine::new(config, false, ChannelBindings::default()), p: Parser::new(Limits::default()) }
+        }
+        fn feed(&mut self, xml: &str) -> Vec<Action> {
+            self.p.feed(xml.as_bytes());
+            let mut out = Vec::new();
+            loop {
+                match self.p.next_event() {
+                    Ok(Some(ev)) => self.m.handle(Input::Xml(ev), &mut out),
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.m.handle(Input::XmlError(e), &mut out);
+                        break;
+                    }
+                }
+                if out.iter().any(|a| matches!(a, Action::ResetParser)) {
+                    self.p.reset();
+                }
+            }
+            out
+        }
+        fn input(&mut self, i: Input) -> Vec<Action> {
+            let mut out = Vec::new();
+            self.m.handle(i, &mut out);
+            if out.contains(&Action::ResetParser) {
+                self.p.reset();
+            }
+            out
+        }
+        fn open(&mut self) -> Vec<Action> {
+            self.feed(HEADER)
+        }
+        /// Drives the machine to a bound session as juliet@localhost/balcony, via PLAIN.
+        fn bound(config: Config) -> Self {
+            let mut h = Self::new(config);
+            h.open();
+            h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+            h.p = Parser::new(Limits::default());
+            h.input(Input::TlsEstablished(ChannelBindings::default()));
+            h.open();
+            let a = h.feed(&plain_auth("juliet", "r0m30myr0m30"));
+            assert!(matches!(&a[..], [Action::LookupCredentials(_)]), "{a:?}");
+            let a = h.input(Input::Credentials(Ok(Some(creds()))));
+            assert!(sent(&a).contains("<success"), "{a:?}");
+            h.open();
+            let a = h.feed("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>balcony</resource></bind></iq>");
+            assert_eq!(a, vec![Action::Bind("juliet@localhost/balcony".parse().unwrap())]);
+            let a = h.input(Input::Bound(Ok(())));
+            assert!(sent(&a).contains("<jid>juliet@localhost/balcony</jid>"), "{a:?}");
+            h
+        }
+    }
+
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+    fn creds() -> StoredCredentials {
+        let k = |h| corvid_sasl::ScramKeys::derive(h, "r0m30myr0m30", b"saltsaltsaltsalt", 4096).unwrap();
+        StoredCredentials { sha1: k(corvid_sasl::ScramHash::Sha1), sha256: k(corvid_sasl::ScramHash::Sha256) }
+    }
+
+    fn plain_auth(user: &str, pass: &str) -> String {
+        format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+            B64.encode(format!("\0{user}\0{pass}"))
+        )
+    }
+
+    fn sent(actions: &[Action]) -> String {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn closes_with(actions: &[Action], condition: &str) {
+        let s = sent(actions);
+        assert!(s.contains("<stream:error>"), "no stream error in {s}");
+        assert!(s.contains(&format!("<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")), "expected {condition}: {s}");
+        assert!(s.ends_with("</stream:stream>"), "{s}");
+        assert_eq!(actions.last(), Some(&Action::Close));
+    }
+
+    #[test]
+    fn first_features_offer_only_required_starttls() {
+        // RFC 6120 §5.3.1, §9.1.1 step 3
+        let mut h = Harness::new(config());
+        let s = sent(&h.open());
+        assert!(s.starts_with("<?xml version='1.0'?><stream:stream xmlns='jabber:client'"), "{s}");
+        assert!(s.contains("from='localhost'") && s.contains("version='1.0'") && s.contains("xml:lang='en'"));
+        assert!(s.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"));
+        assert!(!s.contains("mechanisms"));
+    }
+
+    #[test]
+    fn stream_ids_differ_per_stream() {
+        // RFC 6120 §4.7.3: unique per stream.
+        let id = |s: String| s.split("id='").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+        let a = id(sent(&Harness::new(config()).open()));
+        let b = id(sent(&Harness::new(config()).open()));
+        assert_ne!(a, b);
+        assert!(a.len() >= 16);
+    }
+
+    #[test]
+    fn starttls_gets_proceed_then_tls_then_a_new_stream_with_mechanisms() {
+        // RFC 6120 §9.1.1 steps 4-8
+        let mut h = Harness::new(config());
+        h.open();
+        let a = h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        assert_eq!(sent(&a), "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        assert_eq!(a.last(), Some(&Action::StartTls));
+        h.p = Parser::new(Limits::default());
+        let cb = ChannelBindings { tls_exporter: Some(vec![7; 32]), tls_server_end_point: Some(vec![9; 32]) };
+        h.input(Input::TlsEstablished(cb));
+        let s = sent(&h.open());
+        for m in ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"] {
+            assert!(s.contains(&format!("<mechanism>{m}</mechanism>")), "{m} missing: {s}");
+        }
+        // XEP-0440
+        assert!(s.contains("<channel-binding type='tls-exporter'/>") && s.contains("<channel-binding type='tls-server-end-point'/>"));
+        assert!(!s.contains("starttls"), "STARTTLS must not be offered twice");
+    }
+
+    #[test]
+    fn anything_but_starttls_when_it_is_required_is_a_policy_violation() {
+        // RFC 6120 §5.3.1
+        let mut h = Harness::new(config());
+        h.open();
+        closes_with(&h.feed(&plain_auth("juliet", "x")), "policy-violation");
+    }
+
+    #[test]
+    fn plain_is_not_offered_or_accepted_without_tls() {
+        // RFC 6120 §13.8: PLAIN only over TLS.
+        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        let s = sent(&h.open());
+        assert!(s.contains("<mechanism>SCRAM-SHA-1</mechanism>") && !s.contains("PLAIN"), "{s}");
+        assert!(s.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"), "optional STARTTLS: {s}");
+        let a = h.feed(&plain_auth("juliet", "r0m30myr0m30"));
+        assert!(sent(&a).contains("<invalid-mechanism/>"), "{a:?}");
+    }
+
+    #[test]
+    fn unknown_host_wrong_namespace_and_old_version_are_stream_errors() {
+        // RFC 6120 §4.9.3.6 host-unknown, §4.9.3.10 invalid-namespace, §4.9.3.25 unsupported-version;
+        // §4.9.1.2: the header is sent before the error.
+        let mut h = Harness::new(config());
+        let a = h.feed(&HEADER.replace("to='localhost'", "to='example.org'"));
+        assert!(sent(&a).starts_with("<?xml version='1.0'?><stream:stream"));
+        closes_with(&a, "host-unknown");
+        closes_with(&Harness::new(config()).feed(&HEADER.replace("xmlns='jabber:client'", "xmlns='jabber:server'")), "invalid-namespace");
+        closes_with(&Harness::new(config()).feed(&HEADER.replace("to='localhost' version='1.0'", "to='localhost'")), "unsupported-version");
+    }
+
+    #[test]
+    fn bad_base64_is_incorrect_encoding_and_failures_are_limited() {
+        // RFC 6120 §6.5.3, §6.4.5
+        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        h.open();
+        let a = h.feed("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>!!!notbase64</auth>");
+        assert_eq!(sent(&a), "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><incorrect-encoding/></failure>");
+        let a = h.feed("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-UNKNOWN'/>");
+        assert!(sent(&a).contains("<invalid-mechanism/>"));
+        closes_with(&a, "policy-violation");
+    }
+
+    #[test]
+    fn wrong_password_fails_and_the_client_may_retry() {
+        // RFC 6120 §6.4.5, §6.5.10
+        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        h.open();
+        h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        h.p = Parser::new(Limits::default());
+        h.input(Input::TlsEstablished(ChannelBindings::default()));
+        h.open();
+        h.feed(&plain_auth("juliet", "wrong"));
+        let a = h.input(Input::Credentials(Ok(Some(creds()))));
+        assert_eq!(sent(&a), "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>");
+        h.feed(&plain_auth("juliet", "r0m30myr0m30"));
+        let a = h.input(Input::Credentials(Ok(Some(creds()))));
+        assert!(sent(&a).starts_with("<success"));
+        assert!(a.contains(&Action::Authenticated("juliet@localhost".parse().unwrap())));
+    }
+
+    #[test]
+    fn store_outage_is_temporary_auth_failure() {
+        // RFC 6120 §6.5.11
+        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        h.open();
+        h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        h.p = Parser::new(Limits::default());
+        h.input(Input::TlsEstablished(ChannelBindings::default()));
+        h.open();
+        h.feed(&plain_auth("juliet", "r0m30myr0m30"));
+        let a = h.input(Input::Credentials(Err("down".into())));
+        assert!(sent(&a).contains("<temporary-auth-failure/>"));
+    }
+
+    #[test]
+    fn after_authentication_bind_and_optional_session_are_offered() {
+        // RFC 6120 §7.2; draft-cridland-xmpp-session
+        let h = Harness::bound(config());
+        assert!(h.m.is_bound());
+    }
+
+    #[test]
+    fn stanzas_get_from_stamped() {
+        // RFC 6120 §8.1.2.1
+        let mut h = Harness::bound(config());
+        let a = h.feed("<message to='romeo@localhost' type='chat' id='m1'><body>hi</body></message>");
+        let [Action::Route(st)] = &a[..] else { panic!("{a:?}") };
+        assert_eq!(st.element().attr("from"), Some("juliet@localhost/balcony"));
+    }
+
+    #[test]
+    fn a_foreign_from_is_invalid_from() {
+        // RFC 6120 §8.1.2.1, §4.9.3.9
+        let mut h = Harness::bound(config());
+        closes_with(&h.feed("<message from='romeo@localhost/x' to='romeo@localhost'/>"), "invalid-from");
+    }
+
+    #[test]
+    fn a_bare_own_from_is_accepted() {
+        let mut h = Harness::bound(config());
+        let a = h.feed("<message from='juliet@localhost' to='romeo@localhost'/>");
+        assert!(matches!(&a[..], [Action::Route(_)]));
+    }
+
+    #[test]
+    fn a_bad_stanza_is_a_stanza_error_and_the_stream_stays() {
+        // RFC 6120 §8.2.3 (iq needs an id), §8.3
+        let mut h = Harness::bound(config());
+        let a = h.feed("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>");
+        let s = sent(&a);
+        assert!(s.contains("type='error'") && s.contains("<bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"), "{s}");
+        assert!(!a.contains(&Action::Close));
+        assert!(h.m.is_bound());
+    }
+
+    #[test]
+    fn unknown_top_level_elements_are_unsupported_stanza_type() {
+        // RFC 6120 §4.9.3.24
+        let mut h = Harness::bound(config());
+        closes_with(&h.feed("<foo xmlns='urn:example'/>"), "unsupported-stanza-type");
+    }
+
+    #[test]
+    fn stanzas_before_authentication_are_not_authorized() {
+        // RFC 6120 §4.9.3.12
+        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        h.open();
+        closes_with(&h.feed("<message to='romeo@localhost'/>"), "not-authorized");
+    }
+
+    #[test]
+    fn bind_conflict_failure_and_invalid_resource() {
+        // RFC 6120 §7.6.2.1 resource-constraint, §7.7.2.1 bad-request
+        let mut h = Harness::new(config());
+        h.open();
+        h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        h.p = Parser::new(Limits::default());
+        h.input(Input::TlsEstablished(ChannelBindings::default()));
+        h.open();
+        h.feed(&plain_auth("juliet", "r0m30myr0m30"));
+        h.input(Input::Credentials(Ok(Some(creds()))));
+        h.open();
+        let a = h.feed("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>a\u{378}b</resource></bind></iq>");
+        assert!(sent(&a).contains("<bad-request"), "{a:?}");
+        let a = h.feed("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+        let Some(Action::Bind(jid)) = a.first() else { panic!("{a:?}") };
+        assert!(!jid.resource().as_str().is_empty(), "server-generated resource");
+        let a = h.input(Input::Bound(Err(BindFailure::TooManyResources)));
+        assert!(sent(&a).contains("<resource-constraint"), "{a:?}");
+    }
+
+    #[test]
+    fn timeouts_and_shutdown_are_stream_errors() {
+        // RFC 6120 §4.9.3.4 connection-timeout, §4.9.3.20 system-shutdown
+        let mut h = Harness::new(config());
+        h.open();
+        closes_with(&h.input(Input::Timeout), "connection-timeout");
+        let mut h = Harness::bound(config());
+        closes_with(&h.input(Input::Shutdown), "system-shutdown");
+    }
+
+    #[test]
+    fn the_peers_close_is_answered_with_ours() {
+        // RFC 6120 §4.4
+        let mut h = Harness::bound(config());
+        let a = h.feed("</stream:stream>");
+        assert_eq!(a, vec![Action::Send("</stream:stream>".into()), Action::Close]);
+    }
+}

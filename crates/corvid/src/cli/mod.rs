@@ -114,11 +114,6 @@ impl CliError {
             CliError::Runtime(_) => EXIT_FAILURE,
         }
     }
-
-    /// A runtime error from anything displayable.
-    pub(crate) fn runtime(error: impl std::fmt::Display) -> Self {
-        CliError::Runtime(error.to_string())
-    }
 }
 
 /// Runs a `corvid user …` command against the embedded store at `settings.storage.path`,

@@ -84,7 +84,11 @@ enum Io {
 }
 
 impl AsyncRead for Io {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -94,7 +98,11 @@ impl AsyncRead for Io {
 }
 
 impl AsyncWrite for Io {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -118,7 +126,12 @@ impl AsyncWrite for Io {
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true.
-pub async fn accept_loop(ctx: Arc<C2sContext>, listener: TcpListener, kind: Listener, shutdown: watch::Receiver<bool>) {
+pub async fn accept_loop(
+    ctx: Arc<C2sContext>,
+    listener: TcpListener,
+    kind: Listener,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut stop = shutdown.clone();
     loop {
         tokio::select! {
@@ -139,15 +152,22 @@ pub async fn accept_loop(ctx: Arc<C2sContext>, listener: TcpListener, kind: List
     }
 }
 
-fn channel_bindings(tls: &TlsStream<TcpStream>, server_end_point: &Option<Vec<u8>>) -> ChannelBindings {
+fn channel_bindings(
+    tls: &TlsStream<TcpStream>,
+    server_end_point: &Option<Vec<u8>>,
+) -> ChannelBindings {
     let (_, conn) = tls.get_ref();
     // RFC 9266 §3: tls-exporter is defined for TLS 1.3 (TLS 1.2 would need EMS everywhere).
     let exporter = if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
-        conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None).ok()
+        conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+            .ok()
     } else {
         None
     };
-    ChannelBindings { tls_exporter: exporter, tls_server_end_point: server_end_point.clone() }
+    ChannelBindings {
+        tls_exporter: exporter,
+        tls_server_end_point: server_end_point.clone(),
+    }
 }
 
 /// Serves one client connection to its end.
@@ -170,18 +190,20 @@ pub async fn serve_connection(
             machine = Machine::new(conn.ctx.config.clone(), false, ChannelBindings::default());
             Io::Plain(tcp)
         }
-        Listener::DirectTls => match timeout(ctx.tls_handshake_timeout, ctx.tls.direct.accept(tcp)).await {
-            Ok(Ok(tls)) => {
-                let cb = channel_bindings(&tls, &ctx.tls.server_end_point);
-                machine = Machine::new(conn.ctx.config.clone(), true, cb);
-                Io::Tls(Box::new(tls))
+        Listener::DirectTls => {
+            match timeout(ctx.tls_handshake_timeout, ctx.tls.direct.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let cb = channel_bindings(&tls, &ctx.tls.server_end_point);
+                    machine = Machine::new(conn.ctx.config.clone(), true, cb);
+                    Io::Tls(Box::new(tls))
+                }
+                Ok(Err(e)) => {
+                    debug!(what = "tls-handshake-failed", %peer, error = %e);
+                    return;
+                }
+                Err(_) => return,
             }
-            Ok(Err(e)) => {
-                debug!(what = "tls-handshake-failed", %peer, error = %e);
-                return;
-            }
-            Err(_) => return,
-        },
+        }
     };
     debug!(what = "connection-opened", %peer, ?kind);
     conn.run(&mut machine, &mut io, &mut shutdown).await;
@@ -366,7 +388,12 @@ impl Connection {
                     let Io::Plain(tcp) = std::mem::replace(io, Io::Gone) else {
                         return false;
                     };
-                    match timeout(self.ctx.tls_handshake_timeout, self.ctx.tls.starttls.accept(tcp)).await {
+                    match timeout(
+                        self.ctx.tls_handshake_timeout,
+                        self.ctx.tls.starttls.accept(tcp),
+                    )
+                    .await
+                    {
                         Ok(Ok(tls)) => {
                             let cb = channel_bindings(&tls, &self.ctx.tls.server_end_point);
                             *io = Io::Tls(Box::new(tls));
@@ -383,10 +410,16 @@ impl Connection {
                 }
                 Action::ResetParser => self.parser.reset(),
                 Action::LookupCredentials(jid) => {
-                    let r = self.ctx.store.accounts().credentials(&jid).await.map_err(|e| {
-                        warn!(what = "credentials-lookup-failed", error = %e);
-                        e.to_string()
-                    });
+                    let r = self
+                        .ctx
+                        .store
+                        .accounts()
+                        .credentials(&jid)
+                        .await
+                        .map_err(|e| {
+                            warn!(what = "credentials-lookup-failed", error = %e);
+                            e.to_string()
+                        });
                     m.handle(Input::Credentials(r), &mut more);
                 }
                 Action::Authenticated(jid) => {
@@ -412,7 +445,10 @@ impl Connection {
                 }
                 Action::Route(mut stanza) => {
                     let services = self.ctx.router.services();
-                    let mut ev = Event::ClientStanza { session: self.session, stanza: &mut stanza };
+                    let mut ev = Event::ClientStanza {
+                        session: self.session,
+                        stanza: &mut stanza,
+                    };
                     if services.modules.run(&mut ev).await == Flow::Continue {
                         self.ctx.router.route(stanza).await;
                     }

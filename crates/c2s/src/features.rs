@@ -19,7 +19,13 @@ pub fn mechanisms(tls: bool, cb: &ChannelBindings, allow_plain: bool) -> Vec<Mec
 }
 
 /// Features before authentication.
-pub fn pre_auth(out: &mut String, offer_starttls: bool, starttls_required: bool, mechs: &[Mechanism], cb: &ChannelBindings) {
+pub fn pre_auth(
+    out: &mut String,
+    offer_starttls: bool,
+    starttls_required: bool,
+    mechs: &[Mechanism],
+    cb: &ChannelBindings,
+) {
     out.push_str("<stream:features>");
     if offer_starttls {
         out.push_str("<starttls xmlns='");
@@ -74,10 +80,23 @@ mod tests {
     #[test]
     fn plain_and_plus_only_over_tls() {
         // RFC 6120 §13.8: PLAIN only with TLS; -PLUS needs channel-binding data.
-        let cb = ChannelBindings { tls_exporter: Some(vec![1; 32]), tls_server_end_point: None };
+        let cb = ChannelBindings {
+            tls_exporter: Some(vec![1; 32]),
+            tls_server_end_point: None,
+        };
         let none = ChannelBindings::default();
-        assert_eq!(mechanisms(false, &none, true), vec![Mechanism::ScramSha256, Mechanism::ScramSha1]);
-        assert_eq!(mechanisms(true, &none, true), vec![Mechanism::ScramSha256, Mechanism::ScramSha1, Mechanism::Plain]);
+        assert_eq!(
+            mechanisms(false, &none, true),
+            vec![Mechanism::ScramSha256, Mechanism::ScramSha1]
+        );
+        assert_eq!(
+            mechanisms(true, &none, true),
+            vec![
+                Mechanism::ScramSha256,
+                Mechanism::ScramSha1,
+                Mechanism::Plain
+            ]
+        );
         assert_eq!(mechanisms(true, &cb, false).len(), 4);
     }
 
@@ -85,7 +104,13 @@ mod tests {
     fn required_starttls_offers_nothing_else() {
         // RFC 6120 §5.3.1: when TLS is mandatory-to-negotiate, only <starttls><required/> is offered.
         let mut s = String::new();
-        pre_auth(&mut s, true, true, &[Mechanism::ScramSha1], &ChannelBindings::default());
+        pre_auth(
+            &mut s,
+            true,
+            true,
+            &[Mechanism::ScramSha1],
+            &ChannelBindings::default(),
+        );
         assert_eq!(
             s,
             "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>"

@@ -22,7 +22,11 @@ pub struct UnauthSlot {
 impl ConnectionLimits {
     /// Limits of `max_total` node-wide and `max_per_ip` per address.
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
-        Arc::new(Self { max_total, max_per_ip, counts: Mutex::new((0, HashMap::new())) })
+        Arc::new(Self {
+            max_total,
+            max_per_ip,
+            counts: Mutex::new((0, HashMap::new())),
+        })
     }
 
     /// Takes a slot for a new connection from `ip`, or `None` if a limit is reached.
@@ -34,7 +38,10 @@ impl ConnectionLimits {
         }
         c.0 += 1;
         c.1.insert(ip, per_ip + 1);
-        Some(UnauthSlot { limits: self.clone(), ip })
+        Some(UnauthSlot {
+            limits: self.clone(),
+            ip,
+        })
     }
 
     /// Unauthenticated connections now.

@@ -192,7 +192,9 @@ impl Machine {
                     self.stream_error(StreamError::new(StreamCondition::ConnectionTimeout), out);
                 }
             }
-            Input::Shutdown => self.stream_error(StreamError::new(StreamCondition::SystemShutdown), out),
+            Input::Shutdown => {
+                self.stream_error(StreamError::new(StreamCondition::SystemShutdown), out)
+            }
             Input::PeerGone => {
                 self.state = State::Closed;
                 out.push(Action::Close);
@@ -228,7 +230,12 @@ impl Machine {
 
     fn write_header(&mut self, s: &mut String, to: Option<&str>) {
         self.stream_id = random_id(16);
-        let domain = self.domain.as_ref().unwrap_or(&self.config.domains[0]).as_str().to_owned();
+        let domain = self
+            .domain
+            .as_ref()
+            .unwrap_or(&self.config.domains[0])
+            .as_str()
+            .to_owned();
         s.push_str("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='");
         escape_attr(&self.stream_id, s);
         s.push_str("' from='");
@@ -247,13 +254,18 @@ impl Machine {
         }
         // RFC 6120 §4.7.2: 'to' names the domain; absent, the default domain is assumed.
         let domain = match h.attr("to").map(DomainPart::new) {
-            None => Ok(self.domain.clone().unwrap_or_else(|| self.config.domains[0].clone())),
+            None => Ok(self
+                .domain
+                .clone()
+                .unwrap_or_else(|| self.config.domains[0].clone())),
             Some(Ok(d)) if self.config.domains.contains(&d) => Ok(d),
             Some(_) => Err(()),
         };
         let domain = match domain {
             Ok(d) => d,
-            Err(()) => return self.stream_error(StreamError::new(StreamCondition::HostUnknown), out),
+            Err(()) => {
+                return self.stream_error(StreamError::new(StreamCondition::HostUnknown), out)
+            }
         };
         if self.domain.as_ref().is_some_and(|d| *d != domain) {
             // A restart may not switch domains mid-negotiation.
@@ -263,19 +275,25 @@ impl Machine {
         // RFC 6120 §4.8.1 / §4.9.3.10: the content namespace must be jabber:client.
         if h.default_ns.as_deref() != Some(ns::CLIENT) {
             return self.stream_error(
-                StreamError::new(StreamCondition::InvalidNamespace).with_text("the default namespace must be jabber:client"),
+                StreamError::new(StreamCondition::InvalidNamespace)
+                    .with_text("the default namespace must be jabber:client"),
                 out,
             );
         }
         // RFC 6120 §4.7.5: we speak version 1.0 only; an absent version means pre-1.0.
-        let version_ok = h.attr("version").and_then(|v| v.split('.').next()).is_some_and(|major| major == "1");
+        let version_ok = h
+            .attr("version")
+            .and_then(|v| v.split('.').next())
+            .is_some_and(|major| major == "1");
         if !version_ok {
             return self.stream_error(StreamError::new(StreamCondition::UnsupportedVersion), out);
         }
         // The client's 'from' (RFC 6120 §4.7.1) must match who authenticated (§4.9.3.9).
         let from = h.attr("from").map(|f| f.parse::<Jid>());
         let from_text = match (&from, &self.authenticated) {
-            (Some(Err(_)), _) => return self.stream_error(StreamError::new(StreamCondition::InvalidFrom), out),
+            (Some(Err(_)), _) => {
+                return self.stream_error(StreamError::new(StreamCondition::InvalidFrom), out)
+            }
             (Some(Ok(j)), Some(me)) if j.bare() != me => {
                 return self.stream_error(StreamError::new(StreamCondition::InvalidFrom), out)
             }
@@ -290,9 +308,17 @@ impl Machine {
         } else {
             let offer_starttls = !self.tls && self.config.tls_available;
             let required = offer_starttls && self.config.require_starttls;
-            self.offered = if required { Vec::new() } else { features::mechanisms(self.tls, &self.cb, self.config.allow_plain) };
+            self.offered = if required {
+                Vec::new()
+            } else {
+                features::mechanisms(self.tls, &self.cb, self.config.allow_plain)
+            };
             features::pre_auth(&mut s, offer_starttls, required, &self.offered, &self.cb);
-            self.state = if required { State::AwaitStartTls } else { State::AwaitAuth };
+            self.state = if required {
+                State::AwaitStartTls
+            } else {
+                State::AwaitAuth
+            };
         }
         out.push(Action::Send(s));
     }
@@ -306,7 +332,8 @@ impl Machine {
                 } else {
                     // RFC 6120 §5.3.1: TLS is mandatory-to-negotiate here.
                     self.stream_error(
-                        StreamError::new(StreamCondition::PolicyViolation).with_text("STARTTLS is required"),
+                        StreamError::new(StreamCondition::PolicyViolation)
+                            .with_text("STARTTLS is required"),
                         out,
                     );
                 }
@@ -363,7 +390,9 @@ impl Machine {
                 self.state = State::Bound(jid.clone());
                 self.on_stanza(&jid, el, out);
             }
-            State::AwaitHeader => self.stream_error(StreamError::new(StreamCondition::NotWellFormed), out),
+            State::AwaitHeader => {
+                self.stream_error(StreamError::new(StreamCondition::NotWellFormed), out)
+            }
             State::Closing => self.state = State::Closing,
             State::Closed => {}
         }
@@ -386,7 +415,12 @@ impl Machine {
             Err(f) => return self.sasl_failure(f, out),
         };
         let plus_offered = self.offered.iter().any(|m| m.is_plus());
-        let mut session = ServerSession::new(mechanism, self.cb.clone(), plus_offered, self.config.fake_iterations);
+        let mut session = ServerSession::new(
+            mechanism,
+            self.cb.clone(),
+            plus_offered,
+            self.config.fake_iterations,
+        );
         let step = session.start(&initial);
         self.state = State::Sasl(Box::new(session));
         self.on_step(step, out);
@@ -397,16 +431,30 @@ impl Machine {
             Ok(Step::NeedCredentials { username }) => {
                 // The authcid is a localpart of this domain; a malformed one is looked up as
                 // an account that cannot exist, so the exchange goes on identically (no enumeration).
-                let domain = self.domain.clone().unwrap_or_else(|| self.config.domains[0].clone());
+                let domain = self
+                    .domain
+                    .clone()
+                    .unwrap_or_else(|| self.config.domains[0].clone());
                 match NodePart::new(&username) {
-                    Ok(node) => out.push(Action::LookupCredentials(BareJid::from_parts(Some(node), domain))),
+                    Ok(node) => out.push(Action::LookupCredentials(BareJid::from_parts(
+                        Some(node),
+                        domain,
+                    ))),
                     Err(_) => self.on_credentials(Ok(None), out),
                 }
             }
             Ok(Step::Challenge(bytes)) => {
-                out.push(Action::Send(format!("<challenge xmlns='{}'>{}</challenge>", ns::SASL, encode_payload(&bytes))));
+                out.push(Action::Send(format!(
+                    "<challenge xmlns='{}'>{}</challenge>",
+                    ns::SASL,
+                    encode_payload(&bytes)
+                )));
             }
-            Ok(Step::Success { username, authzid, additional }) => self.on_success(username, authzid, additional, out),
+            Ok(Step::Success {
+                username,
+                authzid,
+                additional,
+            }) => self.on_success(username, authzid, additional, out),
             Err(f) => {
                 self.state = State::AwaitAuth;
                 self.sasl_failure(f, out);
@@ -414,7 +462,11 @@ impl Machine {
         }
     }
 
-    fn on_credentials(&mut self, creds: Result<Option<StoredCredentials>, String>, out: &mut Vec<Action>) {
+    fn on_credentials(
+        &mut self,
+        creds: Result<Option<StoredCredentials>, String>,
+        out: &mut Vec<Action>,
+    ) {
         let State::Sasl(session) = &mut self.state else {
             return;
         };
@@ -431,8 +483,17 @@ impl Machine {
         }
     }
 
-    fn on_success(&mut self, username: String, authzid: Option<String>, additional: Vec<u8>, out: &mut Vec<Action>) {
-        let domain = self.domain.clone().unwrap_or_else(|| self.config.domains[0].clone());
+    fn on_success(
+        &mut self,
+        username: String,
+        authzid: Option<String>,
+        additional: Vec<u8>,
+        out: &mut Vec<Action>,
+    ) {
+        let domain = self
+            .domain
+            .clone()
+            .unwrap_or_else(|| self.config.domains[0].clone());
         let Ok(node) = NodePart::new(&username) else {
             self.state = State::AwaitAuth;
             return self.sasl_failure(Failure::NotAuthorized, out);
@@ -445,8 +506,16 @@ impl Machine {
                 return self.sasl_failure(Failure::InvalidAuthzid, out);
             }
         }
-        let body = if additional.is_empty() { String::new() } else { B64.encode(&additional) };
-        out.push(Action::Send(format!("<success xmlns='{}'>{}</success>", ns::SASL, body)));
+        let body = if additional.is_empty() {
+            String::new()
+        } else {
+            B64.encode(&additional)
+        };
+        out.push(Action::Send(format!(
+            "<success xmlns='{}'>{}</success>",
+            ns::SASL,
+            body
+        )));
         out.push(Action::Authenticated(me.clone()));
         out.push(Action::ResetParser);
         self.authenticated = Some(me);
@@ -455,7 +524,11 @@ impl Machine {
     }
 
     fn sasl_failure(&mut self, f: Failure, out: &mut Vec<Action>) {
-        out.push(Action::Send(format!("<failure xmlns='{}'><{}/></failure>", ns::SASL, f.condition())));
+        out.push(Action::Send(format!(
+            "<failure xmlns='{}'><{}/></failure>",
+            ns::SASL,
+            f.condition()
+        )));
         self.state = State::AwaitAuth;
         if f != Failure::TemporaryAuthFailure {
             self.auth_failures += 1;
@@ -463,7 +536,8 @@ impl Machine {
         // RFC 6120 §6.4.5: a configurable, reasonable number of retries.
         if self.auth_failures >= self.config.max_auth_attempts {
             self.stream_error(
-                StreamError::new(StreamCondition::PolicyViolation).with_text("too many failed authentication attempts"),
+                StreamError::new(StreamCondition::PolicyViolation)
+                    .with_text("too many failed authentication attempts"),
                 out,
             );
         }
@@ -477,7 +551,10 @@ impl Machine {
             Ok(s) => s,
             Err(ParseError::Invalid(st, err)) => return self.send_error(&st, &err, None, out),
             Err(ParseError::NotAStanza) => {
-                return self.stream_error(StreamError::new(StreamCondition::UnsupportedStanzaType), out)
+                return self.stream_error(
+                    StreamError::new(StreamCondition::UnsupportedStanzaType),
+                    out,
+                )
             }
         };
         let bind = iq.element().child("bind", ns::BIND);
@@ -485,7 +562,10 @@ impl Machine {
             // RFC 6120 §7.1: nothing but binding before a resource is bound.
             return self.stream_error(StreamError::new(StreamCondition::NotAuthorized), out);
         };
-        let requested = bind.child("resource", ns::BIND).map(|r| r.text()).filter(|t| !t.trim().is_empty());
+        let requested = bind
+            .child("resource", ns::BIND)
+            .map(|r| r.text())
+            .filter(|t| !t.trim().is_empty());
         let resource = match requested {
             // RFC 6120 §7.6: the server generates one when the client does not ask.
             None => ResourcePart::new(&random_id(9)),
@@ -527,7 +607,9 @@ impl Machine {
                 let mut s = String::from("<iq type='error' id='");
                 escape_attr(&id, &mut s);
                 s.push_str("'>");
-                StanzaError::new(condition).to_element().write_to(&mut s, ns::CLIENT);
+                StanzaError::new(condition)
+                    .to_element()
+                    .write_to(&mut s, ns::CLIENT);
                 s.push_str("</iq>");
                 out.push(Action::Send(s));
             }
@@ -539,7 +621,10 @@ impl Machine {
             Ok(s) => s,
             // RFC 6120 §4.9.3.24
             Err(ParseError::NotAStanza) => {
-                return self.stream_error(StreamError::new(StreamCondition::UnsupportedStanzaType), out)
+                return self.stream_error(
+                    StreamError::new(StreamCondition::UnsupportedStanzaType),
+                    out,
+                )
             }
             // A bad stanza is a stanza error; the stream stays up (RFC 6120 §8.3).
             Err(ParseError::Invalid(st, err)) => return self.send_error(&st, &err, Some(me), out),
@@ -559,7 +644,13 @@ impl Machine {
         out.push(Action::Route(stanza));
     }
 
-    fn send_error(&mut self, st: &Stanza, err: &StanzaError, me: Option<&FullJid>, out: &mut Vec<Action>) {
+    fn send_error(
+        &mut self,
+        st: &Stanza,
+        err: &StanzaError,
+        me: Option<&FullJid>,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(mut reply) = st.error_reply(err) {
             reply.set_to(me.map(|j| Jid::Full(j.clone())));
             out.push(Action::Send(reply.element().to_xml(ns::CLIENT)));
@@ -570,11 +661,16 @@ impl Machine {
 /// RFC 6120 §6.4.2: the payload is base64; an empty element means "no data" and `=` means an
 /// empty response. Whitespace is tolerated.
 fn decode_sasl_payload(el: &Element) -> Result<Vec<u8>, Failure> {
-    let text: String = el.text().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let text: String = el
+        .text()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     if text.is_empty() || text == "=" {
         return Ok(Vec::new());
     }
-    B64.decode(text.as_bytes()).map_err(|_| Failure::IncorrectEncoding)
+    B64.decode(text.as_bytes())
+        .map_err(|_| Failure::IncorrectEncoding)
 }
 
 fn encode_payload(bytes: &[u8]) -> String {
@@ -610,7 +706,10 @@ mod tests {
 
     impl Harness {
         fn new(config: Config) -> Self {
-            Self { m: Machine::new(config, false, ChannelBindings::default()), p: Parser::new(Limits::default()) }
+            Self {
+                m: Machine::new(config, false, ChannelBindings::default()),
+                p: Parser::new(Limits::default()),
+            }
         }
         fn feed(&mut self, xml: &str) -> Vec<Action> {
             self.p.feed(xml.as_bytes());
@@ -655,9 +754,15 @@ mod tests {
             assert!(sent(&a).contains("<success"), "{a:?}");
             h.open();
             let a = h.feed("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>balcony</resource></bind></iq>");
-            assert_eq!(a, vec![Action::Bind("juliet@localhost/balcony".parse().unwrap())]);
+            assert_eq!(
+                a,
+                vec![Action::Bind("juliet@localhost/balcony".parse().unwrap())]
+            );
             let a = h.input(Input::Bound(Ok(())));
-            assert!(sent(&a).contains("<jid>juliet@localhost/balcony</jid>"), "{a:?}");
+            assert!(
+                sent(&a).contains("<jid>juliet@localhost/balcony</jid>"),
+                "{a:?}"
+            );
             h
         }
     }
@@ -665,8 +770,13 @@ mod tests {
     const HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 
     fn creds() -> StoredCredentials {
-        let k = |h| corvid_sasl::ScramKeys::derive(h, "r0m30myr0m30", b"saltsaltsaltsalt", 4096).unwrap();
-        StoredCredentials { sha1: k(corvid_sasl::ScramHash::Sha1), sha256: k(corvid_sasl::ScramHash::Sha256) }
+        let k = |h| {
+            corvid_sasl::ScramKeys::derive(h, "r0m30myr0m30", b"saltsaltsaltsalt", 4096).unwrap()
+        };
+        StoredCredentials {
+            sha1: k(corvid_sasl::ScramHash::Sha1),
+            sha256: k(corvid_sasl::ScramHash::Sha256),
+        }
     }
 
     fn plain_auth(user: &str, pass: &str) -> String {
@@ -689,7 +799,12 @@ mod tests {
     fn closes_with(actions: &[Action], condition: &str) {
         let s = sent(actions);
         assert!(s.contains("<stream:error>"), "no stream error in {s}");
-        assert!(s.contains(&format!("<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")), "expected {condition}: {s}");
+        assert!(
+            s.contains(&format!(
+                "<{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+            )),
+            "expected {condition}: {s}"
+        );
         assert!(s.ends_with("</stream:stream>"), "{s}");
         assert_eq!(actions.last(), Some(&Action::Close));
     }
@@ -699,16 +814,33 @@ mod tests {
         // RFC 6120 §5.3.1, §9.1.1 step 3
         let mut h = Harness::new(config());
         let s = sent(&h.open());
-        assert!(s.starts_with("<?xml version='1.0'?><stream:stream xmlns='jabber:client'"), "{s}");
-        assert!(s.contains("from='localhost'") && s.contains("version='1.0'") && s.contains("xml:lang='en'"));
-        assert!(s.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"));
+        assert!(
+            s.starts_with("<?xml version='1.0'?><stream:stream xmlns='jabber:client'"),
+            "{s}"
+        );
+        assert!(
+            s.contains("from='localhost'")
+                && s.contains("version='1.0'")
+                && s.contains("xml:lang='en'")
+        );
+        assert!(
+            s.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>")
+        );
         assert!(!s.contains("mechanisms"));
     }
 
     #[test]
     fn stream_ids_differ_per_stream() {
         // RFC 6120 §4.7.3: unique per stream.
-        let id = |s: String| s.split("id='").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+        let id = |s: String| {
+            s.split("id='")
+                .nth(1)
+                .unwrap()
+                .split('\'')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
         let a = id(sent(&Harness::new(config()).open()));
         let b = id(sent(&Harness::new(config()).open()));
         assert_ne!(a, b);
@@ -721,18 +853,39 @@ mod tests {
         let mut h = Harness::new(config());
         h.open();
         let a = h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-        assert_eq!(sent(&a), "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        assert_eq!(
+            sent(&a),
+            "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+        );
         assert_eq!(a.last(), Some(&Action::StartTls));
         h.p = Parser::new(Limits::default());
-        let cb = ChannelBindings { tls_exporter: Some(vec![7; 32]), tls_server_end_point: Some(vec![9; 32]) };
+        let cb = ChannelBindings {
+            tls_exporter: Some(vec![7; 32]),
+            tls_server_end_point: Some(vec![9; 32]),
+        };
         h.input(Input::TlsEstablished(cb));
         let s = sent(&h.open());
-        for m in ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"] {
-            assert!(s.contains(&format!("<mechanism>{m}</mechanism>")), "{m} missing: {s}");
+        for m in [
+            "SCRAM-SHA-256-PLUS",
+            "SCRAM-SHA-1-PLUS",
+            "SCRAM-SHA-256",
+            "SCRAM-SHA-1",
+            "PLAIN",
+        ] {
+            assert!(
+                s.contains(&format!("<mechanism>{m}</mechanism>")),
+                "{m} missing: {s}"
+            );
         }
         // XEP-0440
-        assert!(s.contains("<channel-binding type='tls-exporter'/>") && s.contains("<channel-binding type='tls-server-end-point'/>"));
-        assert!(!s.contains("starttls"), "STARTTLS must not be offered twice");
+        assert!(
+            s.contains("<channel-binding type='tls-exporter'/>")
+                && s.contains("<channel-binding type='tls-server-end-point'/>")
+        );
+        assert!(
+            !s.contains("starttls"),
+            "STARTTLS must not be offered twice"
+        );
     }
 
     #[test]
@@ -746,10 +899,19 @@ mod tests {
     #[test]
     fn plain_is_not_offered_or_accepted_without_tls() {
         // RFC 6120 §13.8: PLAIN only over TLS.
-        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        let mut h = Harness::new(Config {
+            require_starttls: false,
+            ..config()
+        });
         let s = sent(&h.open());
-        assert!(s.contains("<mechanism>SCRAM-SHA-1</mechanism>") && !s.contains("PLAIN"), "{s}");
-        assert!(s.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"), "optional STARTTLS: {s}");
+        assert!(
+            s.contains("<mechanism>SCRAM-SHA-1</mechanism>") && !s.contains("PLAIN"),
+            "{s}"
+        );
+        assert!(
+            s.contains("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
+            "optional STARTTLS: {s}"
+        );
         let a = h.feed(&plain_auth("juliet", "r0m30myr0m30"));
         assert!(sent(&a).contains("<invalid-mechanism/>"), "{a:?}");
     }
@@ -762,17 +924,31 @@ mod tests {
         let a = h.feed(&HEADER.replace("to='localhost'", "to='example.org'"));
         assert!(sent(&a).starts_with("<?xml version='1.0'?><stream:stream"));
         closes_with(&a, "host-unknown");
-        closes_with(&Harness::new(config()).feed(&HEADER.replace("xmlns='jabber:client'", "xmlns='jabber:server'")), "invalid-namespace");
-        closes_with(&Harness::new(config()).feed(&HEADER.replace("to='localhost' version='1.0'", "to='localhost'")), "unsupported-version");
+        closes_with(
+            &Harness::new(config())
+                .feed(&HEADER.replace("xmlns='jabber:client'", "xmlns='jabber:server'")),
+            "invalid-namespace",
+        );
+        closes_with(
+            &Harness::new(config())
+                .feed(&HEADER.replace("to='localhost' version='1.0'", "to='localhost'")),
+            "unsupported-version",
+        );
     }
 
     #[test]
     fn bad_base64_is_incorrect_encoding_and_failures_are_limited() {
         // RFC 6120 §6.5.3, §6.4.5
-        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        let mut h = Harness::new(Config {
+            require_starttls: false,
+            ..config()
+        });
         h.open();
         let a = h.feed("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>!!!notbase64</auth>");
-        assert_eq!(sent(&a), "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><incorrect-encoding/></failure>");
+        assert_eq!(
+            sent(&a),
+            "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><incorrect-encoding/></failure>"
+        );
         let a = h.feed("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-UNKNOWN'/>");
         assert!(sent(&a).contains("<invalid-mechanism/>"));
         closes_with(&a, "policy-violation");
@@ -781,7 +957,10 @@ mod tests {
     #[test]
     fn wrong_password_fails_and_the_client_may_retry() {
         // RFC 6120 §6.4.5, §6.5.10
-        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        let mut h = Harness::new(Config {
+            require_starttls: false,
+            ..config()
+        });
         h.open();
         h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
         h.p = Parser::new(Limits::default());
@@ -789,7 +968,10 @@ mod tests {
         h.open();
         h.feed(&plain_auth("juliet", "wrong"));
         let a = h.input(Input::Credentials(Ok(Some(creds()))));
-        assert_eq!(sent(&a), "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>");
+        assert_eq!(
+            sent(&a),
+            "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>"
+        );
         h.feed(&plain_auth("juliet", "r0m30myr0m30"));
         let a = h.input(Input::Credentials(Ok(Some(creds()))));
         assert!(sent(&a).starts_with("<success"));
@@ -799,7 +981,10 @@ mod tests {
     #[test]
     fn store_outage_is_temporary_auth_failure() {
         // RFC 6120 §6.5.11
-        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        let mut h = Harness::new(Config {
+            require_starttls: false,
+            ..config()
+        });
         h.open();
         h.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
         h.p = Parser::new(Limits::default());
@@ -821,8 +1006,11 @@ mod tests {
     fn stanzas_get_from_stamped() {
         // RFC 6120 §8.1.2.1
         let mut h = Harness::bound(config());
-        let a = h.feed("<message to='romeo@localhost' type='chat' id='m1'><body>hi</body></message>");
-        let [Action::Route(st)] = &a[..] else { panic!("{a:?}") };
+        let a =
+            h.feed("<message to='romeo@localhost' type='chat' id='m1'><body>hi</body></message>");
+        let [Action::Route(st)] = &a[..] else {
+            panic!("{a:?}")
+        };
         assert_eq!(st.element().attr("from"), Some("juliet@localhost/balcony"));
     }
 
@@ -830,7 +1018,10 @@ mod tests {
     fn a_foreign_from_is_invalid_from() {
         // RFC 6120 §8.1.2.1, §4.9.3.9
         let mut h = Harness::bound(config());
-        closes_with(&h.feed("<message from='romeo@localhost/x' to='romeo@localhost'/>"), "invalid-from");
+        closes_with(
+            &h.feed("<message from='romeo@localhost/x' to='romeo@localhost'/>"),
+            "invalid-from",
+        );
     }
 
     #[test]
@@ -846,7 +1037,11 @@ mod tests {
         let mut h = Harness::bound(config());
         let a = h.feed("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>");
         let s = sent(&a);
-        assert!(s.contains("type='error'") && s.contains("<bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"), "{s}");
+        assert!(
+            s.contains("type='error'")
+                && s.contains("<bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"),
+            "{s}"
+        );
         assert!(!a.contains(&Action::Close));
         assert!(h.m.is_bound());
     }
@@ -855,13 +1050,19 @@ mod tests {
     fn unknown_top_level_elements_are_unsupported_stanza_type() {
         // RFC 6120 §4.9.3.24
         let mut h = Harness::bound(config());
-        closes_with(&h.feed("<foo xmlns='urn:example'/>"), "unsupported-stanza-type");
+        closes_with(
+            &h.feed("<foo xmlns='urn:example'/>"),
+            "unsupported-stanza-type",
+        );
     }
 
     #[test]
     fn stanzas_before_authentication_are_not_authorized() {
         // RFC 6120 §4.9.3.12
-        let mut h = Harness::new(Config { require_starttls: false, ..config() });
+        let mut h = Harness::new(Config {
+            require_starttls: false,
+            ..config()
+        });
         h.open();
         closes_with(&h.feed("<message to='romeo@localhost'/>"), "not-authorized");
     }
@@ -880,9 +1081,15 @@ mod tests {
         h.open();
         let a = h.feed("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>a\u{378}b</resource></bind></iq>");
         assert!(sent(&a).contains("<bad-request"), "{a:?}");
-        let a = h.feed("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
-        let Some(Action::Bind(jid)) = a.first() else { panic!("{a:?}") };
-        assert!(!jid.resource().as_str().is_empty(), "server-generated resource");
+        let a =
+            h.feed("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+        let Some(Action::Bind(jid)) = a.first() else {
+            panic!("{a:?}")
+        };
+        assert!(
+            !jid.resource().as_str().is_empty(),
+            "server-generated resource"
+        );
         let a = h.input(Input::Bound(Err(BindFailure::TooManyResources)));
         assert!(sent(&a).contains("<resource-constraint"), "{a:?}");
     }
@@ -902,6 +1109,9 @@ mod tests {
         // RFC 6120 §4.4
         let mut h = Harness::bound(config());
         let a = h.feed("</stream:stream>");
-        assert_eq!(a, vec![Action::Send("</stream:stream>".into()), Action::Close]);
+        assert_eq!(
+            a,
+            vec![Action::Send("</stream:stream>".into()), Action::Close]
+        );
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use corvid_stanza::{IqType, Stanza, StanzaError};
 use corvid_xml::Element;
 
-use crate::{Flow, Hook, Event, Services};
+use crate::{Event, Flow, Hook, Services};
 
 /// A specification a module implements, for disco and the DOAP file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,8 @@ pub trait Module: Send + Sync {
 }
 
 type IqKey = (IqTarget, bool, String, String);
+/// Listeners of one event, by priority.
+type HookTable = HashMap<&'static str, Vec<(i32, Arc<dyn Hook>)>>;
 
 /// Collects registrations from modules; frozen into [`Modules`].
 #[derive(Default)]
@@ -70,7 +72,7 @@ pub struct Registrar {
     features: Vec<String>,
     account_features: Vec<String>,
     identities: Vec<Identity>,
-    hooks: HashMap<&'static str, Vec<(i32, Arc<dyn Hook>)>>,
+    hooks: HookTable,
     specs: Vec<(&'static str, Spec)>,
 }
 
@@ -81,7 +83,8 @@ impl Registrar {
     }
     /// Serves `get` (or `set` if `set`) IQs whose payload is `<name xmlns=ns/>` sent to `target`.
     pub fn iq(&mut self, target: IqTarget, set: bool, name: &str, ns: &str, h: Arc<dyn IqHandler>) {
-        self.iq.insert((target, set, name.to_owned(), ns.to_owned()), h);
+        self.iq
+            .insert((target, set, name.to_owned(), ns.to_owned()), h);
     }
     /// Advertises a feature of the server in disco#info.
     pub fn feature(&mut self, var: &str) {
@@ -97,7 +100,11 @@ impl Registrar {
     }
     /// Adds a disco identity of the server.
     pub fn identity(&mut self, category: &str, kind: &str, name: &str) {
-        self.identities.push(Identity { category: category.into(), kind: kind.into(), name: name.into() });
+        self.identities.push(Identity {
+            category: category.into(),
+            kind: kind.into(),
+            name: name.into(),
+        });
     }
     /// Listens to the event named `event` (see [`Event::name`]); higher priority runs first.
     pub fn hook(&mut self, event: &'static str, priority: i32, h: Arc<dyn Hook>) {
@@ -113,7 +120,7 @@ impl Registrar {
     /// Freezes the tables.
     pub fn freeze(mut self) -> Modules {
         for list in self.hooks.values_mut() {
-            list.sort_by(|a, b| b.0.cmp(&a.0));
+            list.sort_by_key(|h| std::cmp::Reverse(h.0));
         }
         self.features.sort();
         self.account_features.sort();
@@ -134,13 +141,18 @@ pub struct Modules {
     features: Vec<String>,
     account_features: Vec<String>,
     identities: Vec<Identity>,
-    hooks: HashMap<&'static str, Vec<(i32, Arc<dyn Hook>)>>,
+    hooks: HookTable,
     specs: Vec<(&'static str, Spec)>,
 }
 
 impl Modules {
     /// The handler for a get/set IQ sent to `target`, by its payload's name and namespace.
-    pub fn iq_handler(&self, target: IqTarget, ty: IqType, payload: &Element) -> Option<&Arc<dyn IqHandler>> {
+    pub fn iq_handler(
+        &self,
+        target: IqTarget,
+        ty: IqType,
+        payload: &Element,
+    ) -> Option<&Arc<dyn IqHandler>> {
         let set = match ty {
             IqType::Set => true,
             IqType::Get => false,
@@ -148,7 +160,8 @@ impl Modules {
         };
         // Allocation-free lookup would need a borrowed key type; IQs to the server are rare
         // next to messages, so the two small clones are acceptable here.
-        self.iq.get(&(target, set, payload.name.clone(), payload.ns.clone()))
+        self.iq
+            .get(&(target, set, payload.name.clone(), payload.ns.clone()))
     }
     /// Server features, sorted.
     pub fn features(&self) -> &[String] {

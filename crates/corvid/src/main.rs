@@ -17,7 +17,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // Help and version go to stdout with 0; real usage errors to stderr with 64.
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli) {
@@ -50,7 +54,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
 
 async fn serve(settings: Settings) -> Result<(), CliError> {
     // `{:#}` prints the whole anyhow context chain on one line.
-    corvid::server::run(settings).await.map_err(|e| CliError::Runtime(format!("{e:#}")))
+    corvid::server::run(settings)
+        .await
+        .map_err(|e| CliError::Runtime(format!("{e:#}")))
 }
 
 /// The process environment as text. `std::env::vars` would panic on a variable that is not
@@ -63,7 +69,9 @@ fn environment() -> Result<HashMap<String, String>, CliError> {
                 env.insert(name, value);
             }
             (Ok(name), Err(_)) if name.starts_with("CORVID") => {
-                return Err(CliError::Usage(format!("environment variable {name} is not valid UTF-8")));
+                return Err(CliError::Usage(format!(
+                    "environment variable {name} is not valid UTF-8"
+                )));
             }
             _ => {}
         }
@@ -73,8 +81,10 @@ fn environment() -> Result<HashMap<String, String>, CliError> {
 
 /// Installs the global subscriber from `log.level` (an `EnvFilter` directive) and `log.format`.
 fn init_tracing(log: &LogConfig) -> Result<(), CliError> {
-    let filter = EnvFilter::try_new(&log.level)
-        .map_err(|e| ConfigError::InvalidValue { key: "log.level".into(), reason: e.to_string() })?;
+    let filter = EnvFilter::try_new(&log.level).map_err(|e| ConfigError::InvalidValue {
+        key: "log.level".into(),
+        reason: e.to_string(),
+    })?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let installed = match log.format.as_str() {
         "json" => builder.json().try_init(),

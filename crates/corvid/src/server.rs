@@ -32,14 +32,19 @@ impl Server {
     /// Opens storage, builds the modules and router, binds the listeners (port 0 picks a free
     /// port, see [`Server::starttls_addr`]) and starts accepting.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
-        settings.validate().map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
+        settings
+            .validate()
+            .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
         let store: Arc<dyn Store> = EmbeddedStore::open(&settings.storage.path)
             .map_err(|e| anyhow::anyhow!("storage.path: {e}"))?;
         let domains: Arc<[DomainPart]> = settings
             .server
             .domains
             .iter()
-            .map(|d| DomainPart::new(d).with_context(|| format!("server.domains: `{d}` is not a valid domain")))
+            .map(|d| {
+                DomainPart::new(d)
+                    .with_context(|| format!("server.domains: `{d}` is not a valid domain"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?
             .into();
         let tls = crate::tls::material(
@@ -56,7 +61,12 @@ impl Server {
         let modules = Arc::new(registrar.freeze());
         let registry = Arc::new(LocalRegistry::new());
         let router = Router::new(NodeId(0), registry, settings.limits.max_resources_per_user);
-        router.set_services(Services { domains: domains.clone(), store: store.clone(), modules, sender: router.sender() });
+        router.set_services(Services {
+            domains: domains.clone(),
+            store: store.clone(),
+            modules,
+            sender: router.sender(),
+        });
 
         let ctx = Arc::new(C2sContext {
             config: Config {
@@ -90,7 +100,9 @@ impl Server {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let bind = |addr: &str, kind: Listener| -> anyhow::Result<Option<(SocketAddr, std::net::TcpListener)>> {
+        let bind = |addr: &str,
+                    kind: Listener|
+         -> anyhow::Result<Option<(SocketAddr, std::net::TcpListener)>> {
             if addr.is_empty() {
                 return Ok(None);
             }
@@ -98,21 +110,38 @@ impl Server {
                 Listener::StartTls => "c2s.starttls_listen",
                 Listener::DirectTls => "c2s.direct_tls_listen",
             };
-            let l = std::net::TcpListener::bind(addr).with_context(|| format!("{key}: cannot listen on {addr}"))?;
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("{key}: cannot listen on {addr}"))?;
             l.set_nonblocking(true)?;
             Ok(Some((l.local_addr()?, l)))
         };
         let starttls = bind(&settings.c2s.starttls_listen, Listener::StartTls)?;
         let direct = bind(&settings.c2s.direct_tls_listen, Listener::DirectTls)?;
-        let (starttls_addr, direct_tls_addr) = (starttls.as_ref().map(|s| s.0), direct.as_ref().map(|s| s.0));
-        for (l, kind) in [(starttls, Listener::StartTls), (direct, Listener::DirectTls)] {
+        let (starttls_addr, direct_tls_addr) =
+            (starttls.as_ref().map(|s| s.0), direct.as_ref().map(|s| s.0));
+        for (l, kind) in [
+            (starttls, Listener::StartTls),
+            (direct, Listener::DirectTls),
+        ] {
             if let Some((addr, l)) = l {
                 let listener = TcpListener::from_std(l)?;
                 info!(what = "listening", %addr, ?kind);
-                tasks.spawn(accept_loop(ctx.clone(), listener, kind, shutdown_rx.clone()));
+                tasks.spawn(accept_loop(
+                    ctx.clone(),
+                    listener,
+                    kind,
+                    shutdown_rx.clone(),
+                ));
             }
         }
-        Ok(Server { starttls_addr, direct_tls_addr, router, store, shutdown, tasks })
+        Ok(Server {
+            starttls_addr,
+            direct_tls_addr,
+            router,
+            store,
+            shutdown,
+            tasks,
+        })
     }
 
     /// The STARTTLS listener's address.

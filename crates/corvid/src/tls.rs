@@ -16,13 +16,20 @@ use tracing::{info, warn};
 pub const ALPN_XMPP_CLIENT: &[u8] = b"xmpp-client";
 
 /// Loads or generates the certificate and builds the acceptors.
-pub fn material(cert_file: &str, key_file: &str, data_dir: &Path, domains: &[String]) -> anyhow::Result<TlsMaterial> {
+pub fn material(
+    cert_file: &str,
+    key_file: &str,
+    data_dir: &Path,
+    domains: &[String],
+) -> anyhow::Result<TlsMaterial> {
     let (certs, key) = if cert_file.is_empty() {
         self_signed(data_dir, domains)?
     } else {
         load(Path::new(cert_file), Path::new(key_file))?
     };
-    let leaf = certs.first().ok_or_else(|| anyhow!("tls.cert_file: no certificate in {cert_file}"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| anyhow!("tls.cert_file: no certificate in {cert_file}"))?;
     let server_end_point = server_end_point(leaf.as_ref());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // TLS 1.2 and 1.3 only (rustls has nothing older).
@@ -41,30 +48,53 @@ pub fn material(cert_file: &str, key_file: &str, data_dir: &Path, domains: &[Str
     })
 }
 
-fn load(cert: &Path, key: &Path) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+fn load(
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let certs = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("tls.cert_file: cannot read {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("tls.cert_file: {} is not a PEM certificate chain", cert.display()))?;
+        .with_context(|| {
+            format!(
+                "tls.cert_file: {} is not a PEM certificate chain",
+                cert.display()
+            )
+        })?;
     if certs.is_empty() {
-        return Err(anyhow!("tls.cert_file: {} holds no certificate", cert.display()));
+        return Err(anyhow!(
+            "tls.cert_file: {} holds no certificate",
+            cert.display()
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("tls.key_file: {} holds no PEM private key", key.display()))?;
     Ok((certs, key))
 }
 
-fn self_signed(dir: &Path, domains: &[String]) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+fn self_signed(
+    dir: &Path,
+    domains: &[String],
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let tls_dir: PathBuf = dir.join("tls");
-    let (cert_path, key_path) = (tls_dir.join("self-signed.crt"), tls_dir.join("self-signed.key"));
+    let (cert_path, key_path) = (
+        tls_dir.join("self-signed.crt"),
+        tls_dir.join("self-signed.key"),
+    );
     if !(cert_path.exists() && key_path.exists()) {
-        std::fs::create_dir_all(&tls_dir).with_context(|| format!("cannot create {}", tls_dir.display()))?;
-        let generated = rcgen::generate_simple_self_signed(domains.to_vec()).context("generating a certificate")?;
-        std::fs::write(&cert_path, generated.cert.pem()).with_context(|| format!("cannot write {}", cert_path.display()))?;
+        std::fs::create_dir_all(&tls_dir)
+            .with_context(|| format!("cannot create {}", tls_dir.display()))?;
+        let generated = rcgen::generate_simple_self_signed(domains.to_vec())
+            .context("generating a certificate")?;
+        std::fs::write(&cert_path, generated.cert.pem())
+            .with_context(|| format!("cannot write {}", cert_path.display()))?;
         write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
     }
     let (certs, key) = load(&cert_path, &key_path)?;
-    let fingerprint = certs.first().map(|c| hex_colon(&Sha256::digest(c.as_ref()))).unwrap_or_default();
+    let fingerprint = certs
+        .first()
+        .map(|c| hex_colon(&Sha256::digest(c.as_ref())))
+        .unwrap_or_default();
     warn!(
         what = "self-signed-certificate",
         path = %cert_path.display(),
@@ -86,7 +116,8 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(data).with_context(|| format!("cannot write {}", path.display()))
+    f.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(not(unix))]
@@ -95,7 +126,11 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 fn hex_colon(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// RFC 5929 §4.1: the certificate hashed with its signature's hash function, SHA-256 when that
@@ -105,7 +140,10 @@ pub fn server_end_point(der: &[u8]) -> Option<Vec<u8>> {
     let oid = cert.signature_algorithm.algorithm.to_id_string();
     let hash = match oid.as_str() {
         // md5WithRSA, sha1WithRSA, ecdsa-with-SHA1, sha256WithRSA, ecdsa-with-SHA256, RSASSA-PSS (SHA-256 assumed)
-        "1.2.840.113549.1.1.4" | "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.2.840.113549.1.1.11"
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.10045.4.1"
+        | "1.2.840.113549.1.1.11"
         | "1.2.840.10045.4.3.2" => 256,
         "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => 384,
         "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => 512,

@@ -16,14 +16,30 @@ impl Module for Disco {
         "disco"
     }
     fn specs(&self) -> &'static [Spec] {
-        &[Spec { id: "XEP-0030", version: "2.5rc3", status: "complete" }]
+        &[Spec {
+            id: "XEP-0030",
+            version: "2.5rc3",
+            status: "complete",
+        }]
     }
     fn register(self: Arc<Self>, r: &mut Registrar) {
         let info: Arc<dyn IqHandler> = Arc::new(Info);
         let items: Arc<dyn IqHandler> = Arc::new(Items);
-        r.iq(IqTarget::Server, false, "query", ns::DISCO_INFO, info.clone());
+        r.iq(
+            IqTarget::Server,
+            false,
+            "query",
+            ns::DISCO_INFO,
+            info.clone(),
+        );
         r.iq(IqTarget::Account, false, "query", ns::DISCO_INFO, info);
-        r.iq(IqTarget::Server, false, "query", ns::DISCO_ITEMS, items.clone());
+        r.iq(
+            IqTarget::Server,
+            false,
+            "query",
+            ns::DISCO_ITEMS,
+            items.clone(),
+        );
         r.iq(IqTarget::Account, false, "query", ns::DISCO_ITEMS, items);
         r.feature(ns::DISCO_INFO);
         r.feature(ns::DISCO_ITEMS);
@@ -58,7 +74,9 @@ pub fn server_info(modules: &Modules, node: Option<&str>) -> Element {
 /// The disco#info answer of an account (XEP-0030 §3.1; the account identity of RFC 6121 §8.5.2.1.3).
 pub fn account_info(modules: &Modules) -> Element {
     let mut q = Element::new("query", ns::DISCO_INFO).with_child(
-        Element::new("identity", ns::DISCO_INFO).with_attr("category", "account").with_attr("type", "registered"),
+        Element::new("identity", ns::DISCO_INFO)
+            .with_attr("category", "account")
+            .with_attr("type", "registered"),
     );
     for f in modules.account_features() {
         q.push(Element::new("feature", ns::DISCO_INFO).with_attr("var", f.clone()));
@@ -106,11 +124,18 @@ mod tests {
         }
         let modules = r.freeze();
         let q = server_info(&modules, None);
-        let vars: Vec<_> = q.child_elements().filter(|e| e.name == "feature").filter_map(|e| e.attr("var")).collect();
+        let vars: Vec<_> = q
+            .child_elements()
+            .filter(|e| e.name == "feature")
+            .filter_map(|e| e.attr("var"))
+            .collect();
         for expected in [ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING, ns::VERSION] {
             assert!(vars.contains(&expected), "missing {expected} in {vars:?}");
         }
         let id = q.child("identity", ns::DISCO_INFO).unwrap();
-        assert_eq!((id.attr("category"), id.attr("type")), (Some("server"), Some("im")));
+        assert_eq!(
+            (id.attr("category"), id.attr("type")),
+            (Some("server"), Some("im"))
+        );
     }
 }

@@ -14,7 +14,11 @@ impl Module for Ping {
         "ping"
     }
     fn specs(&self) -> &'static [Spec] {
-        &[Spec { id: "XEP-0199", version: "2.0.1", status: "complete" }]
+        &[Spec {
+            id: "XEP-0199",
+            version: "2.0.1",
+            status: "complete",
+        }]
     }
     fn register(self: Arc<Self>, r: &mut Registrar) {
         r.iq(IqTarget::Server, false, "ping", ns::PING, self.clone());

@@ -15,10 +15,20 @@ impl Module for LegacySession {
         "session"
     }
     fn specs(&self) -> &'static [Spec] {
-        &[Spec { id: "RFC 3921", version: "1.0", status: "partial" }]
+        &[Spec {
+            id: "RFC 3921",
+            version: "1.0",
+            status: "partial",
+        }]
     }
     fn register(self: Arc<Self>, r: &mut Registrar) {
-        r.iq(IqTarget::Account, true, "session", ns::SESSION, self.clone());
+        r.iq(
+            IqTarget::Account,
+            true,
+            "session",
+            ns::SESSION,
+            self.clone(),
+        );
         r.iq(IqTarget::Server, true, "session", ns::SESSION, self);
     }
 }

@@ -15,7 +15,11 @@ impl Module for Version {
         "version"
     }
     fn specs(&self) -> &'static [Spec] {
-        &[Spec { id: "XEP-0092", version: "1.1", status: "complete" }]
+        &[Spec {
+            id: "XEP-0092",
+            version: "1.1",
+            status: "complete",
+        }]
     }
     fn register(self: Arc<Self>, r: &mut Registrar) {
         r.iq(IqTarget::Server, false, "query", ns::VERSION, self);
@@ -46,8 +50,13 @@ mod tests {
     fn answer_has_name_and_version() {
         // XEP-0092 §3: <name/> and <version/> are required.
         let q = answer();
-        assert_eq!(q.child("name", ns::VERSION).map(|e| e.text()), Some("Corvid".into()));
-        assert!(q.child("version", ns::VERSION).is_some_and(|e| !e.text().is_empty()));
+        assert_eq!(
+            q.child("name", ns::VERSION).map(|e| e.text()),
+            Some("Corvid".into())
+        );
+        assert!(q
+            .child("version", ns::VERSION)
+            .is_some_and(|e| !e.text().is_empty()));
         assert!(q.child("os", ns::VERSION).is_none());
     }
 }

@@ -102,7 +102,11 @@ fn iq_to_account(stanza: &Stanza) -> Decision {
 /// RFC 6121 §8.5.2: a local account's bare JID.
 fn to_bare(stanza: &Stanza, resources: ResourceView<'_>, exists: bool) -> Decision {
     let available: Vec<&Route> = resources.iter().filter(|r| r.available).collect();
-    let non_negative: Vec<&Route> = available.iter().copied().filter(|r| r.priority >= 0).collect();
+    let non_negative: Vec<&Route> = available
+        .iter()
+        .copied()
+        .filter(|r| r.priority >= 0)
+        .collect();
     match stanza.kind() {
         Kind::Iq => {
             if exists {
@@ -125,15 +129,25 @@ fn to_bare(stanza: &Stanza, resources: ResourceView<'_>, exists: bool) -> Decisi
             }
             // §8.5.2.1.1: normal and chat to the highest-priority non-negative resource(s);
             // several with equal priority all receive it.
-            MessageType::Normal | MessageType::Chat => match non_negative.iter().map(|r| r.priority).max() {
-                Some(top) => Decision::Deliver(non_negative.into_iter().filter(|r| r.priority == top).cloned().collect()),
-                None => Decision::Offline,
-            },
+            MessageType::Normal | MessageType::Chat => {
+                match non_negative.iter().map(|r| r.priority).max() {
+                    Some(top) => Decision::Deliver(
+                        non_negative
+                            .into_iter()
+                            .filter(|r| r.priority == top)
+                            .cloned()
+                            .collect(),
+                    ),
+                    None => Decision::Offline,
+                }
+            }
         },
         Kind::Presence => match stanza.presence_type() {
             // §8.5.2.1.2: presence to a bare JID goes to every available resource.
             Some(PresenceType::Probe) => Decision::Drop,
-            Some(_) if !available.is_empty() => Decision::Deliver(available.into_iter().cloned().collect()),
+            Some(_) if !available.is_empty() => {
+                Decision::Deliver(available.into_iter().cloned().collect())
+            }
             _ => Decision::Drop,
         },
     }
@@ -220,35 +234,267 @@ mod tests {
         let sender: corvid_jid::BareJid = "alice@localhost".parse().unwrap();
 
         #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, &str, Option<&str>, Option<&str>, Vec<Route>, bool, Decision)> = vec![
-            ("RFC 6120 §10.3.3 iq without to is for the sender's account", "iq", Some("get"), None, vec![], true, D::Server(IqTarget::Account)),
-            ("RFC 6121 §4.2.2 presence without to is a broadcast", "presence", None, None, vec![], true, D::Broadcast),
-            ("RFC 6120 §10.4 iq get to the domain is the server's", "iq", Some("get"), Some("localhost"), vec![], false, D::Server(IqTarget::Server)),
-            ("iq result to the domain is consumed", "iq", Some("result"), Some("localhost"), vec![], false, D::Drop),
-            ("message to the domain: service-unavailable", "message", Some("chat"), Some("localhost"), vec![], false, D::Error(Condition::ServiceUnavailable)),
-            ("iq to domain/resource: service-unavailable", "iq", Some("get"), Some("localhost/x"), vec![], false, D::Error(Condition::ServiceUnavailable)),
-            ("RFC 6120 §10.4.? other domains need s2s", "message", Some("chat"), Some("romeo@example.net"), vec![], false, D::Remote),
-            ("RFC 6121 §8.5.1 message to unknown user: service-unavailable", "message", Some("chat"), Some("nobody@localhost"), vec![], false, D::Error(Condition::ServiceUnavailable)),
-            ("RFC 6121 §8.5.1 iq to unknown user: service-unavailable", "iq", Some("get"), Some("nobody@localhost"), vec![], false, D::Error(Condition::ServiceUnavailable)),
-            ("RFC 6121 §8.5.1 presence to unknown user is ignored", "presence", Some("subscribe"), Some("nobody@localhost"), vec![], false, D::Drop),
-            ("RFC 6121 §8.5.2.1.1 chat to bare goes to all highest-priority resources", "message", Some("chat"), Some("bob@localhost"), two_top.to_vec(), true, D::Deliver(vec![phone.clone(), laptop.clone()])),
-            ("RFC 6121 §8.5.2.1.1 negative priority never gets bare-JID messages", "message", None, Some("bob@localhost"), vec![negative.clone()], true, D::Offline),
-            ("RFC 6121 §8.5.2.1.1 unavailable resources do not count", "message", Some("chat"), Some("bob@localhost"), vec![unavailable.clone()], true, D::Offline),
-            ("RFC 6121 §8.5.2.1.1 headline goes to every non-negative resource", "message", Some("headline"), Some("bob@localhost"), vec![phone.clone(), low.clone(), negative.clone()], true, D::Deliver(vec![phone.clone(), low.clone()])),
-            ("RFC 6121 §8.5.2.2.1 headline with no resource is ignored", "message", Some("headline"), Some("bob@localhost"), vec![], true, D::Drop),
-            ("RFC 6121 §8.5.2.1.1 groupchat to bare is an error", "message", Some("groupchat"), Some("bob@localhost"), vec![phone.clone()], true, D::Error(Condition::ServiceUnavailable)),
-            ("RFC 6121 §8.5.2.2.1 normal with no resource: offline", "message", None, Some("bob@localhost"), vec![], true, D::Offline),
-            ("message errors to bare are ignored", "message", Some("error"), Some("bob@localhost"), vec![phone.clone()], true, D::Drop),
-            ("RFC 6121 §8.5.2.1.3 iq to bare is answered by the server", "iq", Some("get"), Some("bob@localhost"), vec![phone.clone()], true, D::Server(IqTarget::Account)),
-            ("RFC 6121 §8.5.2.1.2 presence to bare goes to every available resource", "presence", None, Some("bob@localhost"), vec![phone.clone(), negative.clone(), unavailable.clone()], true, D::Deliver(vec![phone.clone(), negative.clone()])),
-            ("RFC 6121 §8.5.3.1 full JID match is delivered even if unavailable", "iq", Some("get"), Some("bob@localhost/idle"), vec![phone.clone(), unavailable.clone()], true, D::Deliver(vec![unavailable.clone()])),
-            ("RFC 6121 §8.5.3.1 message to a bound full JID", "message", Some("chat"), Some("bob@localhost/phone"), vec![phone.clone(), laptop.clone()], true, D::Deliver(vec![phone.clone()])),
-            ("RFC 6121 §8.5.3.2.2 iq to an unbound full JID: service-unavailable", "iq", Some("get"), Some("bob@localhost/gone"), vec![phone.clone()], true, D::Error(Condition::ServiceUnavailable)),
-            ("RFC 6121 §8.5.3.2.1 chat to an unbound full JID goes to the bare JID", "message", Some("chat"), Some("bob@localhost/gone"), vec![phone.clone()], true, D::Deliver(vec![phone.clone()])),
-            ("RFC 6121 §8.5.3.2.1 headline to an unbound full JID is ignored", "message", Some("headline"), Some("bob@localhost/gone"), vec![phone.clone()], true, D::Drop),
-            ("RFC 6121 §8.5.3.2.1 groupchat to an unbound full JID is an error", "message", Some("groupchat"), Some("bob@localhost/gone"), vec![phone.clone()], true, D::Error(Condition::ServiceUnavailable)),
-            ("RFC 6121 §8.5.3.2.3 available presence to an unbound full JID is ignored", "presence", None, Some("bob@localhost/gone"), vec![phone.clone()], true, D::Drop),
-            ("RFC 6121 §8.5.3.2.3 subscription presence to an unbound full JID is as for bare", "presence", Some("subscribe"), Some("bob@localhost/gone"), vec![phone.clone()], true, D::Deliver(vec![phone.clone()])),
+        let cases: Vec<(
+            &str,
+            &str,
+            Option<&str>,
+            Option<&str>,
+            Vec<Route>,
+            bool,
+            Decision,
+        )> = vec![
+            (
+                "RFC 6120 §10.3.3 iq without to is for the sender's account",
+                "iq",
+                Some("get"),
+                None,
+                vec![],
+                true,
+                D::Server(IqTarget::Account),
+            ),
+            (
+                "RFC 6121 §4.2.2 presence without to is a broadcast",
+                "presence",
+                None,
+                None,
+                vec![],
+                true,
+                D::Broadcast,
+            ),
+            (
+                "RFC 6120 §10.4 iq get to the domain is the server's",
+                "iq",
+                Some("get"),
+                Some("localhost"),
+                vec![],
+                false,
+                D::Server(IqTarget::Server),
+            ),
+            (
+                "iq result to the domain is consumed",
+                "iq",
+                Some("result"),
+                Some("localhost"),
+                vec![],
+                false,
+                D::Drop,
+            ),
+            (
+                "message to the domain: service-unavailable",
+                "message",
+                Some("chat"),
+                Some("localhost"),
+                vec![],
+                false,
+                D::Error(Condition::ServiceUnavailable),
+            ),
+            (
+                "iq to domain/resource: service-unavailable",
+                "iq",
+                Some("get"),
+                Some("localhost/x"),
+                vec![],
+                false,
+                D::Error(Condition::ServiceUnavailable),
+            ),
+            (
+                "RFC 6120 §10.4.? other domains need s2s",
+                "message",
+                Some("chat"),
+                Some("romeo@example.net"),
+                vec![],
+                false,
+                D::Remote,
+            ),
+            (
+                "RFC 6121 §8.5.1 message to unknown user: service-unavailable",
+                "message",
+                Some("chat"),
+                Some("nobody@localhost"),
+                vec![],
+                false,
+                D::Error(Condition::ServiceUnavailable),
+            ),
+            (
+                "RFC 6121 §8.5.1 iq to unknown user: service-unavailable",
+                "iq",
+                Some("get"),
+                Some("nobody@localhost"),
+                vec![],
+                false,
+                D::Error(Condition::ServiceUnavailable),
+            ),
+            (
+                "RFC 6121 §8.5.1 presence to unknown user is ignored",
+                "presence",
+                Some("subscribe"),
+                Some("nobody@localhost"),
+                vec![],
+                false,
+                D::Drop,
+            ),
+            (
+                "RFC 6121 §8.5.2.1.1 chat to bare goes to all highest-priority resources",
+                "message",
+                Some("chat"),
+                Some("bob@localhost"),
+                two_top.to_vec(),
+                true,
+                D::Deliver(vec![phone.clone(), laptop.clone()]),
+            ),
+            (
+                "RFC 6121 §8.5.2.1.1 negative priority never gets bare-JID messages",
+                "message",
+                None,
+                Some("bob@localhost"),
+                vec![negative.clone()],
+                true,
+                D::Offline,
+            ),
+            (
+                "RFC 6121 §8.5.2.1.1 unavailable resources do not count",
+                "message",
+                Some("chat"),
+                Some("bob@localhost"),
+                vec![unavailable.clone()],
+                true,
+                D::Offline,
+            ),
+            (
+                "RFC 6121 §8.5.2.1.1 headline goes to every non-negative resource",
+                "message",
+                Some("headline"),
+                Some("bob@localhost"),
+                vec![phone.clone(), low.clone(), negative.clone()],
+                true,
+                D::Deliver(vec![phone.clone(), low.clone()]),
+            ),
+            (
+                "RFC 6121 §8.5.2.2.1 headline with no resource is ignored",
+                "message",
+                Some("headline"),
+                Some("bob@localhost"),
+                vec![],
+                true,
+                D::Drop,
+            ),
+            (
+                "RFC 6121 §8.5.2.1.1 groupchat to bare is an error",
+                "message",
+                Some("groupchat"),
+                Some("bob@localhost"),
+                vec![phone.clone()],
+                true,
+                D::Error(Condition::ServiceUnavailable),
+            ),
+            (
+                "RFC 6121 §8.5.2.2.1 normal with no resource: offline",
+                "message",
+                None,
+                Some("bob@localhost"),
+                vec![],
+                true,
+                D::Offline,
+            ),
+            (
+                "message errors to bare are ignored",
+                "message",
+                Some("error"),
+                Some("bob@localhost"),
+                vec![phone.clone()],
+                true,
+                D::Drop,
+            ),
+            (
+                "RFC 6121 §8.5.2.1.3 iq to bare is answered by the server",
+                "iq",
+                Some("get"),
+                Some("bob@localhost"),
+                vec![phone.clone()],
+                true,
+                D::Server(IqTarget::Account),
+            ),
+            (
+                "RFC 6121 §8.5.2.1.2 presence to bare goes to every available resource",
+                "presence",
+                None,
+                Some("bob@localhost"),
+                vec![phone.clone(), negative.clone(), unavailable.clone()],
+                true,
+                D::Deliver(vec![phone.clone(), negative.clone()]),
+            ),
+            (
+                "RFC 6121 §8.5.3.1 full JID match is delivered even if unavailable",
+                "iq",
+                Some("get"),
+                Some("bob@localhost/idle"),
+                vec![phone.clone(), unavailable.clone()],
+                true,
+                D::Deliver(vec![unavailable.clone()]),
+            ),
+            (
+                "RFC 6121 §8.5.3.1 message to a bound full JID",
+                "message",
+                Some("chat"),
+                Some("bob@localhost/phone"),
+                vec![phone.clone(), laptop.clone()],
+                true,
+                D::Deliver(vec![phone.clone()]),
+            ),
+            (
+                "RFC 6121 §8.5.3.2.2 iq to an unbound full JID: service-unavailable",
+                "iq",
+                Some("get"),
+                Some("bob@localhost/gone"),
+                vec![phone.clone()],
+                true,
+                D::Error(Condition::ServiceUnavailable),
+            ),
+            (
+                "RFC 6121 §8.5.3.2.1 chat to an unbound full JID goes to the bare JID",
+                "message",
+                Some("chat"),
+                Some("bob@localhost/gone"),
+                vec![phone.clone()],
+                true,
+                D::Deliver(vec![phone.clone()]),
+            ),
+            (
+                "RFC 6121 §8.5.3.2.1 headline to an unbound full JID is ignored",
+                "message",
+                Some("headline"),
+                Some("bob@localhost/gone"),
+                vec![phone.clone()],
+                true,
+                D::Drop,
+            ),
+            (
+                "RFC 6121 §8.5.3.2.1 groupchat to an unbound full JID is an error",
+                "message",
+                Some("groupchat"),
+                Some("bob@localhost/gone"),
+                vec![phone.clone()],
+                true,
+                D::Error(Condition::ServiceUnavailable),
+            ),
+            (
+                "RFC 6121 §8.5.3.2.3 available presence to an unbound full JID is ignored",
+                "presence",
+                None,
+                Some("bob@localhost/gone"),
+                vec![phone.clone()],
+                true,
+                D::Drop,
+            ),
+            (
+                "RFC 6121 §8.5.3.2.3 subscription presence to an unbound full JID is as for bare",
+                "presence",
+                Some("subscribe"),
+                Some("bob@localhost/gone"),
+                vec![phone.clone()],
+                true,
+                D::Deliver(vec![phone.clone()]),
+            ),
         ];
         for (case, kind, ty, to, resources, exists, expected) in cases {
             let st = stanza(kind, ty, to);

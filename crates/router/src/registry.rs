@@ -107,17 +107,19 @@ impl SessionRegistry for LocalRegistry {
 
     async fn set_presence(&self, jid: &FullJid, session: SessionId, available: bool, priority: i8) {
         let mut t = self.write();
-        if let Some(r) = t
-            .get_mut(jid.bare())
-            .and_then(|list| list.iter_mut().find(|r| r.jid == *jid && r.session == session))
-        {
+        if let Some(r) = t.get_mut(jid.bare()).and_then(|list| {
+            list.iter_mut()
+                .find(|r| r.jid == *jid && r.session == session)
+        }) {
             r.available = available;
             r.priority = priority;
         }
     }
 
     fn lookup(&self, jid: &FullJid) -> Option<Route> {
-        self.read().get(jid.bare()).and_then(|l| l.iter().find(|r| r.jid == *jid).cloned())
+        self.read()
+            .get(jid.bare())
+            .and_then(|l| l.iter().find(|r| r.jid == *jid).cloned())
     }
 
     fn resources(&self, bare: &BareJid) -> Vec<Route> {
@@ -147,21 +149,37 @@ mod tests {
     async fn at_most_one_session_per_full_jid_and_the_new_one_wins() {
         // RFC 6120 §7.7.2.2: conflict policy "override the existing session".
         let reg = LocalRegistry::new();
-        assert_eq!(reg.bind(route("juliet@localhost/balcony", 1), 10).await, Ok(None));
-        let replaced = reg.bind(route("juliet@localhost/balcony", 2), 10).await.unwrap();
+        assert_eq!(
+            reg.bind(route("juliet@localhost/balcony", 1), 10).await,
+            Ok(None)
+        );
+        let replaced = reg
+            .bind(route("juliet@localhost/balcony", 2), 10)
+            .await
+            .unwrap();
         assert_eq!(replaced.map(|r| r.session), Some(SessionId(1)));
         assert_eq!(reg.len(), 1);
-        assert_eq!(reg.lookup(&"juliet@localhost/balcony".parse().unwrap()).map(|r| r.session), Some(SessionId(2)));
+        assert_eq!(
+            reg.lookup(&"juliet@localhost/balcony".parse().unwrap())
+                .map(|r| r.session),
+            Some(SessionId(2))
+        );
     }
 
     #[tokio::test]
     async fn a_replaced_sessions_unbind_does_not_remove_its_successor() {
         let reg = LocalRegistry::new();
-        reg.bind(route("juliet@localhost/balcony", 1), 10).await.unwrap();
-        reg.bind(route("juliet@localhost/balcony", 2), 10).await.unwrap();
-        reg.unbind(&"juliet@localhost/balcony".parse().unwrap(), SessionId(1)).await;
+        reg.bind(route("juliet@localhost/balcony", 1), 10)
+            .await
+            .unwrap();
+        reg.bind(route("juliet@localhost/balcony", 2), 10)
+            .await
+            .unwrap();
+        reg.unbind(&"juliet@localhost/balcony".parse().unwrap(), SessionId(1))
+            .await;
         assert_eq!(reg.len(), 1);
-        reg.unbind(&"juliet@localhost/balcony".parse().unwrap(), SessionId(2)).await;
+        reg.unbind(&"juliet@localhost/balcony".parse().unwrap(), SessionId(2))
+            .await;
         assert!(reg.is_empty());
     }
 
@@ -171,7 +189,10 @@ mod tests {
         let reg = LocalRegistry::new();
         reg.bind(route("juliet@localhost/a", 1), 2).await.unwrap();
         reg.bind(route("juliet@localhost/b", 2), 2).await.unwrap();
-        assert_eq!(reg.bind(route("juliet@localhost/c", 3), 2).await, Err(BindError::TooManyResources));
+        assert_eq!(
+            reg.bind(route("juliet@localhost/c", 3), 2).await,
+            Err(BindError::TooManyResources)
+        );
         // Rebinding an existing resource is a replacement, not a new one.
         assert!(reg.bind(route("juliet@localhost/b", 4), 2).await.is_ok());
     }

@@ -16,7 +16,7 @@ use crate::{decide, BindError, Decision, Route, SessionRegistry};
 #[derive(Debug)]
 pub enum Outbound {
     /// A stanza to write to the client.
-    Stanza(Stanza),
+    Stanza(Box<Stanza>),
     /// Close the session with this stream error (e.g. `conflict` when replaced).
     Close(StreamError),
 }
@@ -36,7 +36,11 @@ pub struct Router {
 
 impl Router {
     /// A router for `node` over `registry`. [`Router::set_services`] must be called before use.
-    pub fn new(node: NodeId, registry: Arc<dyn SessionRegistry>, max_resources: usize) -> Arc<Self> {
+    pub fn new(
+        node: NodeId,
+        registry: Arc<dyn SessionRegistry>,
+        max_resources: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             node,
             registry,
@@ -63,7 +67,9 @@ impl Router {
     /// If [`Router::set_services`] was not called: a wiring bug at start-up, not a runtime condition.
     pub fn services(&self) -> &Services {
         #[allow(clippy::expect_used)]
-        self.services.get().expect("Router::set_services not called")
+        self.services
+            .get()
+            .expect("Router::set_services not called")
     }
 
     /// The session table.
@@ -77,18 +83,39 @@ impl Router {
     }
 
     fn mailbox(&self, session: SessionId) -> Option<Mailbox> {
-        self.mailboxes.read().unwrap_or_else(|e| e.into_inner()).get(&session).cloned()
+        self.mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&session)
+            .cloned()
     }
 
     /// Binds `jid` to a local session. If another session held it, that session is told to
     /// close with `conflict` (RFC 6120 §7.7.2.2, "the new session wins").
-    pub async fn bind(&self, jid: FullJid, session: SessionId, mailbox: Mailbox) -> Result<(), BindError> {
-        let route = Route { jid: jid.clone(), node: self.node, session, priority: 0, available: false };
-        self.mailboxes.write().unwrap_or_else(|e| e.into_inner()).insert(session, mailbox);
+    pub async fn bind(
+        &self,
+        jid: FullJid,
+        session: SessionId,
+        mailbox: Mailbox,
+    ) -> Result<(), BindError> {
+        let route = Route {
+            jid: jid.clone(),
+            node: self.node,
+            session,
+            priority: 0,
+            available: false,
+        };
+        self.mailboxes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session, mailbox);
         let replaced = match self.registry.bind(route, self.max_resources).await {
             Ok(r) => r,
             Err(e) => {
-                self.mailboxes.write().unwrap_or_else(|e| e.into_inner()).remove(&session);
+                self.mailboxes
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&session);
                 return Err(e);
             }
         };
@@ -109,7 +136,10 @@ impl Router {
     /// Ends a session: removes its binding (if still its own) and mailbox, and runs the
     /// `session-closed` hooks.
     pub async fn unbind(&self, jid: &FullJid, session: SessionId) {
-        self.mailboxes.write().unwrap_or_else(|e| e.into_inner()).remove(&session);
+        self.mailboxes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&session);
         self.registry.unbind(jid, session).await;
         let mut ev = Event::SessionClosed { jid, session };
         self.services().modules.run(&mut ev).await;
@@ -129,24 +159,32 @@ impl Router {
 
     async fn route_one(&self, stanza: Stanza) -> Option<Stanza> {
         let services = self.services();
-        let sender: Option<BareJid> = stanza.from().and_then(|f| f.node().map(|_| f.bare().clone()));
+        let sender: Option<BareJid> = stanza
+            .from()
+            .and_then(|f| f.node().map(|_| f.bare().clone()));
         let target: Option<BareJid> = match stanza.to() {
             Some(to) => Some(to.bare().clone()),
             None => sender.clone(),
         };
-        let to_is_local = stanza.to().map(|t| services.is_local(t.domain())).unwrap_or(true);
+        let to_is_local = stanza
+            .to()
+            .map(|t| services.is_local(t.domain()))
+            .unwrap_or(true);
         let resources = match &target {
             Some(t) if to_is_local && t.node().is_some() => self.registry.resources(t),
             _ => Vec::new(),
         };
-        let needs_account = resources.is_empty() && to_is_local && target.as_ref().is_some_and(|t| t.node().is_some());
+        let needs_account = resources.is_empty()
+            && to_is_local
+            && target.as_ref().is_some_and(|t| t.node().is_some());
         let account_exists = if needs_account {
             match target.as_ref() {
                 Some(t) => match services.account_exists(t).await {
                     Ok(e) => e,
                     Err(e) => {
                         warn!(what = "route-store-error", error = %e);
-                        return self.error(&stanza, StanzaError::new(Condition::InternalServerError));
+                        return self
+                            .error(&stanza, StanzaError::new(Condition::InternalServerError));
                     }
                 },
                 None => false,
@@ -154,7 +192,13 @@ impl Router {
         } else {
             false
         };
-        let decision = decide(&stanza, sender.as_ref(), to_is_local, &resources, account_exists);
+        let decision = decide(
+            &stanza,
+            sender.as_ref(),
+            to_is_local,
+            &resources,
+            account_exists,
+        );
         match decision {
             Decision::Deliver(routes) => self.deliver(stanza, routes),
             Decision::Server(target) => self.handle_iq(target, stanza).await,
@@ -163,10 +207,13 @@ impl Router {
                 None
             }
             // Until an offline-storage module exists, RFC 6121 §8.5.2.2.1 says service-unavailable.
-            Decision::Offline => self.error(&stanza, StanzaError::new(Condition::ServiceUnavailable)),
+            Decision::Offline => {
+                self.error(&stanza, StanzaError::new(Condition::ServiceUnavailable))
+            }
             Decision::Remote => self.error(
                 &stanza,
-                StanzaError::new(Condition::RemoteServerNotFound).with_text("server-to-server is not enabled"),
+                StanzaError::new(Condition::RemoteServerNotFound)
+                    .with_text("server-to-server is not enabled"),
             ),
             Decision::Error(c) => self.error(&stanza, StanzaError::new(c)),
             Decision::Drop => {
@@ -190,7 +237,7 @@ impl Router {
                 undelivered += 1;
                 continue;
             };
-            if let Err(e) = mb.try_send(Outbound::Stanza(st)) {
+            if let Err(e) = mb.try_send(Outbound::Stanza(Box::new(st))) {
                 undelivered += 1;
                 warn!(what = "mailbox-full", session = %route.session, error = %e);
             }
@@ -236,7 +283,9 @@ impl Router {
             .child("priority", corvid_stanza::ns::CLIENT)
             .and_then(|p| p.text().trim().parse::<i8>().ok())
             .unwrap_or(0);
-        self.registry.set_presence(from, route.session, available, priority).await;
+        self.registry
+            .set_presence(from, route.session, available, priority)
+            .await;
     }
 }
 

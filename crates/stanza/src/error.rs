@@ -94,13 +94,23 @@ impl Condition {
     pub fn default_type(self) -> ErrorType {
         use Condition::*;
         match self {
-            BadRequest | JidMalformed | NotAcceptable | PolicyViolation | Redirect => ErrorType::Modify,
-            Forbidden | NotAuthorized | RegistrationRequired | SubscriptionRequired => ErrorType::Auth,
-            InternalServerError | RecipientUnavailable | RemoteServerTimeout | ResourceConstraint => {
-                ErrorType::Wait
+            BadRequest | JidMalformed | NotAcceptable | PolicyViolation | Redirect => {
+                ErrorType::Modify
             }
-            Conflict | FeatureNotImplemented | Gone | ItemNotFound | NotAllowed | RemoteServerNotFound
-            | ServiceUnavailable | UndefinedCondition | UnexpectedRequest => ErrorType::Cancel,
+            Forbidden | NotAuthorized | RegistrationRequired | SubscriptionRequired => {
+                ErrorType::Auth
+            }
+            InternalServerError | RecipientUnavailable | RemoteServerTimeout
+            | ResourceConstraint => ErrorType::Wait,
+            Conflict
+            | FeatureNotImplemented
+            | Gone
+            | ItemNotFound
+            | NotAllowed
+            | RemoteServerNotFound
+            | ServiceUnavailable
+            | UndefinedCondition
+            | UnexpectedRequest => ErrorType::Cancel,
         }
     }
 }
@@ -121,7 +131,12 @@ pub struct StanzaError {
 impl StanzaError {
     /// An error with the condition's usual type.
     pub fn new(condition: Condition) -> Self {
-        Self { ty: condition.default_type(), condition, text: None, by: None }
+        Self {
+            ty: condition.default_type(),
+            condition,
+            text: None,
+            by: None,
+        }
     }
     /// With explanatory text.
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
@@ -142,7 +157,11 @@ impl StanzaError {
         e.push(Element::new(self.condition.as_str(), ns::STANZAS));
         if let Some(t) = &self.text {
             let mut text = Element::new("text", ns::STANZAS).with_text(t.clone());
-            text.attrs.push(Attr { ns: Some(corvid_xml::NS_XML.into()), name: "lang".into(), value: "en".into() });
+            text.attrs.push(Attr {
+                ns: Some(corvid_xml::NS_XML.into()),
+                name: "lang".into(),
+                value: "en".into(),
+            });
             e.push(text);
         }
         e
@@ -226,7 +245,10 @@ pub struct StreamError {
 impl StreamError {
     /// An error without text.
     pub fn new(condition: StreamCondition) -> Self {
-        Self { condition, text: None }
+        Self {
+            condition,
+            text: None,
+        }
     }
     /// With explanatory text.
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
@@ -239,7 +261,11 @@ impl StreamError {
         e.push(Element::new(self.condition.as_str(), ns::STREAMS));
         if let Some(t) = &self.text {
             let mut text = Element::new("text", ns::STREAMS).with_text(t.clone());
-            text.attrs.push(Attr { ns: Some(corvid_xml::NS_XML.into()), name: "lang".into(), value: "en".into() });
+            text.attrs.push(Attr {
+                ns: Some(corvid_xml::NS_XML.into()),
+                name: "lang".into(),
+                value: "en".into(),
+            });
             e.push(text);
         }
         e
@@ -267,10 +293,15 @@ mod tests {
     #[test]
     fn stanza_error_element_has_type_condition_and_text() {
         // RFC 6120 §8.3.2: <error type='…'><condition xmlns='…stanzas'/><text xml:lang=…/></error>
-        let e = StanzaError::new(Condition::ServiceUnavailable).with_text("nobody here").to_element();
+        let e = StanzaError::new(Condition::ServiceUnavailable)
+            .with_text("nobody here")
+            .to_element();
         assert_eq!(e.attr("type"), Some("cancel"));
         assert!(e.child("service-unavailable", ns::STANZAS).is_some());
-        assert_eq!(e.child("text", ns::STANZAS).map(|t| t.text()), Some("nobody here".to_string()));
+        assert_eq!(
+            e.child("text", ns::STANZAS).map(|t| t.text()),
+            Some("nobody here".to_string())
+        );
     }
 
     #[test]
@@ -284,8 +315,14 @@ mod tests {
     #[test]
     fn default_types_follow_rfc_6120_section_8_3_3() {
         assert_eq!(Condition::BadRequest.default_type(), ErrorType::Modify);
-        assert_eq!(Condition::ServiceUnavailable.default_type(), ErrorType::Cancel);
+        assert_eq!(
+            Condition::ServiceUnavailable.default_type(),
+            ErrorType::Cancel
+        );
         assert_eq!(Condition::NotAuthorized.default_type(), ErrorType::Auth);
-        assert_eq!(Condition::ResourceConstraint.default_type(), ErrorType::Wait);
+        assert_eq!(
+            Condition::ResourceConstraint.default_type(),
+            ErrorType::Wait
+        );
     }
 }

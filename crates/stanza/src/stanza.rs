@@ -111,7 +111,12 @@ impl Stanza {
         };
         let to = parse_jid("to");
         let from = parse_jid("from");
-        let mut stanza = Stanza { kind, to: to.clone().ok().flatten(), from: from.clone().ok().flatten(), el };
+        let mut stanza = Stanza {
+            kind,
+            to: to.clone().ok().flatten(),
+            from: from.clone().ok().flatten(),
+            el,
+        };
         if let Err(e) = to {
             // The bad address must not be echoed as `from` of our reply.
             stanza.el.remove_attr("to");
@@ -120,7 +125,8 @@ impl Stanza {
         }
         if let Err(e) = from {
             stanza.el.remove_attr("from");
-            let err = StanzaError::new(Condition::JidMalformed).with_text(format!("bad 'from': {e}"));
+            let err =
+                StanzaError::new(Condition::JidMalformed).with_text(format!("bad 'from': {e}"));
             return Err(ParseError::Invalid(Box::new(stanza), err));
         }
         if kind == Kind::Iq {
@@ -129,13 +135,15 @@ impl Stanza {
                 return Err(ParseError::Invalid(Box::new(stanza), err));
             }
             if stanza.iq_type().is_none() {
-                let err = StanzaError::new(Condition::BadRequest).with_text("an IQ needs a type of get, set, result or error");
+                let err = StanzaError::new(Condition::BadRequest)
+                    .with_text("an IQ needs a type of get, set, result or error");
                 return Err(ParseError::Invalid(Box::new(stanza), err));
             }
             // RFC 6120 §8.2.3: get and set carry exactly one payload child.
             let requests = matches!(stanza.iq_type(), Some(IqType::Get | IqType::Set));
             if requests && stanza.el.child_elements().count() != 1 {
-                let err = StanzaError::new(Condition::BadRequest).with_text("a get or set IQ has exactly one child");
+                let err = StanzaError::new(Condition::BadRequest)
+                    .with_text("a get or set IQ has exactly one child");
                 return Err(ParseError::Invalid(Box::new(stanza), err));
             }
         }
@@ -266,7 +274,12 @@ impl Stanza {
             el.push(child.clone());
         }
         el.push(err.to_element());
-        Some(Stanza { kind: self.kind, to: self.from.clone(), from: self.to.clone(), el })
+        Some(Stanza {
+            kind: self.kind,
+            to: self.from.clone(),
+            from: self.to.clone(),
+            el,
+        })
     }
 
     /// An IQ result to this get/set IQ with an optional payload; `from` is the original `to`
@@ -285,7 +298,12 @@ impl Stanza {
         if let Some(p) = payload {
             el.push(p);
         }
-        Stanza { kind: Kind::Iq, to: self.from.clone(), from: self.to.clone(), el }
+        Stanza {
+            kind: Kind::Iq,
+            to: self.from.clone(),
+            from: self.to.clone(),
+            el,
+        }
     }
 }
 
@@ -300,7 +318,9 @@ mod tests {
     #[test]
     fn iq_without_id_is_bad_request() {
         // RFC 6120 §8.2.3: id is REQUIRED for IQ stanzas.
-        let e = el("iq").with_attr("type", "get").with_child(Element::new("ping", ns::PING));
+        let e = el("iq")
+            .with_attr("type", "get")
+            .with_child(Element::new("ping", ns::PING));
         match Stanza::parse(e, ns::CLIENT) {
             Err(ParseError::Invalid(_, err)) => assert_eq!(err.condition, Condition::BadRequest),
             other => panic!("expected bad-request, got {other:?}"),
@@ -309,14 +329,21 @@ mod tests {
 
     #[test]
     fn iq_with_bad_type_is_bad_request() {
-        let e = el("iq").with_attr("type", "fetch").with_attr("id", "1").with_child(Element::new("ping", ns::PING));
-        assert!(matches!(Stanza::parse(e, ns::CLIENT), Err(ParseError::Invalid(_, err)) if err.condition == Condition::BadRequest));
+        let e = el("iq")
+            .with_attr("type", "fetch")
+            .with_attr("id", "1")
+            .with_child(Element::new("ping", ns::PING));
+        assert!(
+            matches!(Stanza::parse(e, ns::CLIENT), Err(ParseError::Invalid(_, err)) if err.condition == Condition::BadRequest)
+        );
     }
 
     #[test]
     fn get_iq_needs_exactly_one_child() {
         let e = el("iq").with_attr("type", "get").with_attr("id", "1");
-        assert!(matches!(Stanza::parse(e, ns::CLIENT), Err(ParseError::Invalid(_, err)) if err.condition == Condition::BadRequest));
+        assert!(
+            matches!(Stanza::parse(e, ns::CLIENT), Err(ParseError::Invalid(_, err)) if err.condition == Condition::BadRequest)
+        );
     }
 
     #[test]
@@ -324,13 +351,18 @@ mod tests {
         // RFC 6120 §4.9.3.24 unsupported-stanza-type
         let e = Element::new("message", "jabber:server");
         assert_eq!(Stanza::parse(e, ns::CLIENT), Err(ParseError::NotAStanza));
-        assert_eq!(Stanza::parse(el("foo"), ns::CLIENT), Err(ParseError::NotAStanza));
+        assert_eq!(
+            Stanza::parse(el("foo"), ns::CLIENT),
+            Err(ParseError::NotAStanza)
+        );
     }
 
     #[test]
     fn bad_to_is_jid_malformed_and_not_echoed() {
         // RFC 6120 §8.3.3.8
-        let e = el("message").with_attr("to", "a@b@c/").with_attr("id", "m1");
+        let e = el("message")
+            .with_attr("to", "a@b@c/")
+            .with_attr("id", "m1");
         match Stanza::parse(e, ns::CLIENT) {
             Err(ParseError::Invalid(st, err)) => {
                 assert_eq!(err.condition, Condition::JidMalformed);
@@ -349,19 +381,27 @@ mod tests {
             .with_attr("id", "ju2ba41c")
             .with_attr("type", "chat");
         let st = Stanza::parse(e, ns::CLIENT).unwrap();
-        let reply = st.error_reply(&StanzaError::new(Condition::RemoteServerNotFound)).unwrap();
+        let reply = st
+            .error_reply(&StanzaError::new(Condition::RemoteServerNotFound))
+            .unwrap();
         let r = reply.element();
         assert_eq!(r.attr("to"), Some("juliet@im.example.com/balcony"));
         assert_eq!(r.attr("from"), Some("romeo@example.net"));
         assert_eq!(r.attr("id"), Some("ju2ba41c"));
         assert_eq!(r.attr("type"), Some("error"));
-        assert!(r.child("error", ns::CLIENT).unwrap().child("remote-server-not-found", ns::STANZAS).is_some());
+        assert!(r
+            .child("error", ns::CLIENT)
+            .unwrap()
+            .child("remote-server-not-found", ns::STANZAS)
+            .is_some());
     }
 
     #[test]
     fn errors_are_never_answered_with_errors() {
         let st = Stanza::parse(el("message").with_attr("type", "error"), ns::CLIENT).unwrap();
-        assert!(st.error_reply(&StanzaError::new(Condition::BadRequest)).is_none());
+        assert!(st
+            .error_reply(&StanzaError::new(Condition::BadRequest))
+            .is_none());
     }
 
     #[test]

@@ -54,10 +54,29 @@ pub async fn import<R>(
 where
     R: Read,
 {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+    import_in_batches(input, domains, iterations, accounts, err, BATCH).await
+}
+
+/// [`import`] with a chosen batch size (tests use small ones).
+async fn import_in_batches<R>(
+    input: R,
+    domains: &Domains,
+    iterations: u32,
+    accounts: &dyn AccountStore,
+    err: &mut dyn Write,
+    batch_size: usize,
+) -> Result<ImportSummary, CliError>
+where
+    R: Read,
+{
+    let batch_size = batch_size.max(1);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
     let mut summary = ImportSummary::default();
     let mut seen: HashMap<BareJid, u64> = HashMap::new();
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(batch_size);
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -72,13 +91,17 @@ where
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);
                 match e.kind() {
-                    csv::ErrorKind::Io(_) => return Err(CliError::Runtime(format!("cannot read the CSV file: {e}"))),
-                    csv::ErrorKind::Utf8 { .. } => skip(err, &mut summary, line, "not valid UTF-8")?,
+                    csv::ErrorKind::Io(_) => {
+                        return Err(CliError::Runtime(format!("cannot read the CSV file: {e}")))
+                    }
+                    csv::ErrorKind::Utf8 { .. } => {
+                        skip(err, &mut summary, line, "not valid UTF-8")?
+                    }
                     _ => skip(err, &mut summary, line, &e.to_string())?,
                 }
             }
         }
-        if batch.len() >= BATCH {
+        if batch.len() >= batch_size {
             flush(&mut batch, iterations, accounts, err, &mut summary).await?;
         }
     }
@@ -105,7 +128,11 @@ fn parse_record(
         return Err(format!("{jid} already appears on line {first}"));
     }
     seen.insert(jid.clone(), line);
-    Ok(Pending { line, jid, password: password.to_owned() })
+    Ok(Pending {
+        line,
+        jid,
+        password: password.to_owned(),
+    })
 }
 
 /// Derives the batch's credentials and imports the accounts whose passwords were acceptable.
@@ -128,7 +155,12 @@ async fn flush(
     for (line, jid, creds) in derived {
         match creds {
             Ok(creds) => ready.push((jid, creds)),
-            Err(e) => skip(err, summary, line, &format!("the password for {jid} is not acceptable ({e})"))?,
+            Err(e) => skip(
+                err,
+                summary,
+                line,
+                &format!("the password for {jid} is not acceptable ({e})"),
+            )?,
         }
     }
     if ready.is_empty() {
@@ -152,7 +184,9 @@ fn derive_all(pending: Vec<Pending>, iterations: u32) -> Result<Vec<Derived>, St
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    part.iter().map(|p| StoredCredentials::derive(&p.password, iterations)).collect::<Vec<_>>()
+                    part.iter()
+                        .map(|p| StoredCredentials::derive(&p.password, iterations))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -162,12 +196,25 @@ fn derive_all(pending: Vec<Pending>, iterations: u32) -> Result<Vec<Derived>, St
     });
     let mut credentials = Vec::with_capacity(pending.len());
     for result in results {
-        credentials.extend(result.map_err(|_| "credential derivation failed (a worker thread panicked)".to_owned())?);
+        credentials.extend(
+            result.map_err(|_| {
+                "credential derivation failed (a worker thread panicked)".to_owned()
+            })?,
+        );
     }
-    Ok(pending.into_iter().zip(credentials).map(|(p, creds)| (p.line, p.jid, creds)).collect())
+    Ok(pending
+        .into_iter()
+        .zip(credentials)
+        .map(|(p, creds)| (p.line, p.jid, creds))
+        .collect())
 }
 
-fn skip(err: &mut dyn Write, summary: &mut ImportSummary, line: u64, reason: &str) -> Result<(), CliError> {
+fn skip(
+    err: &mut dyn Write,
+    summary: &mut ImportSummary,
+    line: u64,
+    reason: &str,
+) -> Result<(), CliError> {
     summary.invalid += 1;
     writeln!(err, "line {line}: skipped: {reason}")
         .map_err(|e| CliError::Runtime(format!("cannot write the output: {e}")))
@@ -183,7 +230,9 @@ mod tests {
         let mut err = Vec::new();
         let settings = settings();
         let domains = Domains::new(&settings);
-        let summary = import(csv.as_bytes(), &domains, 4096, accounts, &mut err).await.unwrap();
+        let summary = import(csv.as_bytes(), &domains, 4096, accounts, &mut err)
+            .await
+            .unwrap();
         (summary, String::from_utf8(err).unwrap())
     }
 
@@ -199,15 +248,41 @@ mod tests {
                    juliet@localhost,again\n\
                    a@localhost,b,c\n";
         let (summary, err) = run(csv, &accounts).await;
-        assert_eq!(summary, ImportSummary { created: 2, existing: 0, invalid: 6 }, "{err}");
+        assert_eq!(
+            summary,
+            ImportSummary {
+                created: 2,
+                existing: 0,
+                invalid: 6
+            },
+            "{err}"
+        );
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 6, "{err}");
-        assert!(lines[0].starts_with("line 2: skipped: `not a jid`"), "{err}");
-        assert!(lines[1].starts_with("line 4: ") && lines[1].contains("montague.example"), "{err}");
-        assert!(lines[2].starts_with("line 5: skipped: expected 2 fields"), "{err}");
-        assert!(lines[3].starts_with("line 6: skipped: empty password"), "{err}");
-        assert!(lines[4].starts_with("line 7: ") && lines[4].contains("line 1"), "{err}");
-        assert!(lines[5].starts_with("line 8: skipped: expected 2 fields"), "{err}");
+        assert!(
+            lines[0].starts_with("line 2: skipped: `not a jid`"),
+            "{err}"
+        );
+        assert!(
+            lines[1].starts_with("line 4: ") && lines[1].contains("montague.example"),
+            "{err}"
+        );
+        assert!(
+            lines[2].starts_with("line 5: skipped: expected 2 fields"),
+            "{err}"
+        );
+        assert!(
+            lines[3].starts_with("line 6: skipped: empty password"),
+            "{err}"
+        );
+        assert!(
+            lines[4].starts_with("line 7: ") && lines[4].contains("line 1"),
+            "{err}"
+        );
+        assert!(
+            lines[5].starts_with("line 8: skipped: expected 2 fields"),
+            "{err}"
+        );
         // Passwords never appear in reports.
         assert!(!err.contains("balcony") && !err.contains("again"), "{err}");
 
@@ -215,16 +290,33 @@ mod tests {
         assert!(accounts.accounts.lock().unwrap().contains_key(&jid));
 
         let (summary, _) = run("juliet@localhost,balcony\nnurse@localhost,x\n", &accounts).await;
-        assert_eq!(summary, ImportSummary { created: 1, existing: 1, invalid: 0 });
+        assert_eq!(
+            summary,
+            ImportSummary {
+                created: 1,
+                existing: 1,
+                invalid: 0
+            }
+        );
     }
 
     #[tokio::test]
     async fn imports_in_batches() {
         let accounts = MemoryAccounts::default();
         let n = BATCH + 3;
-        let csv: String = (0..n).map(|i| format!("user{i}@localhost,pw{i}\n")).collect();
+        let csv: String = (0..n)
+            .map(|i| format!("user{i}@localhost,pw{i}\n"))
+            .collect();
         let (summary, err) = run(&csv, &accounts).await;
-        assert_eq!(summary, ImportSummary { created: n, existing: 0, invalid: 0 }, "{err}");
+        assert_eq!(
+            summary,
+            ImportSummary {
+                created: n,
+                existing: 0,
+                invalid: 0
+            },
+            "{err}"
+        );
         assert_eq!(*accounts.batches.lock().unwrap(), vec![BATCH, 3]);
         assert_eq!(accounts.accounts.lock().unwrap().len(), n);
     }
@@ -232,7 +324,11 @@ mod tests {
     #[test]
     fn derivation_keeps_the_order_of_its_input() {
         let pending: Vec<Pending> = (0..7)
-            .map(|i| Pending { line: i, jid: format!("u{i}@localhost").parse().unwrap(), password: format!("p{i}") })
+            .map(|i| Pending {
+                line: i,
+                jid: format!("u{i}@localhost").parse().unwrap(),
+                password: format!("p{i}"),
+            })
             .collect();
         let derived = derive_all(pending, 4096).unwrap();
         let lines: Vec<u64> = derived.iter().map(|(line, _, _)| *line).collect();
@@ -240,9 +336,13 @@ mod tests {
         for (line, jid, creds) in derived {
             let creds = creds.unwrap();
             assert_eq!(jid.to_string(), format!("u{line}@localhost"));
-            let expected =
-                corvid_sasl::ScramKeys::derive(corvid_sasl::ScramHash::Sha256, &format!("p{line}"), &creds.sha256.salt, 4096)
-                    .unwrap();
+            let expected = corvid_sasl::ScramKeys::derive(
+                corvid_sasl::ScramHash::Sha256,
+                &format!("p{line}"),
+                &creds.sha256.salt,
+                4096,
+            )
+            .unwrap();
             assert_eq!(creds.sha256, expected);
         }
         assert!(derive_all(Vec::new(), 4096).unwrap().is_empty());

@@ -38,7 +38,13 @@ pub const EXIT_FAILURE: u8 = 1;
 pub struct Cli {
     /// TOML configuration file; without one, defaults apply. Every key can also be set as
     /// CORVID__SECTION__KEY in the environment, which wins over the file.
-    #[arg(long, short = 'c', global = true, value_name = "FILE", env = "CORVID_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "FILE",
+        env = "CORVID_CONFIG"
+    )]
     pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
@@ -125,7 +131,10 @@ pub async fn run_user(
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let store = EmbeddedStore::open(&settings.storage.path).map_err(|e| {
-        CliError::Runtime(format!("cannot open the store at {}: {e}", settings.storage.path.display()))
+        CliError::Runtime(format!(
+            "cannot open the store at {}: {e}",
+            settings.storage.path.display()
+        ))
     })?;
     let accounts: std::sync::Arc<dyn AccountStore> = store.accounts();
     user::run(command, settings, accounts.as_ref(), out, err).await
@@ -165,7 +174,16 @@ mod tests {
             cli.command,
             Command::User(UserCommand::Add { ref jid, password: None }) if jid == "juliet@localhost"
         ));
-        let cli = parse(&["user", "add", "juliet@localhost", "--password", "s3cret", "--config", "c.toml"]).unwrap();
+        let cli = parse(&[
+            "user",
+            "add",
+            "juliet@localhost",
+            "--password",
+            "s3cret",
+            "--config",
+            "c.toml",
+        ])
+        .unwrap();
         assert_eq!(cli.config, Some(PathBuf::from("c.toml")));
         assert!(matches!(
             cli.command,
@@ -176,9 +194,17 @@ mod tests {
     #[test]
     fn other_user_commands() {
         let cli = parse(&["user", "passwd", "romeo@localhost", "-p", "x"]).unwrap();
-        assert!(matches!(cli.command, Command::User(UserCommand::Passwd { password: Some(_), .. })));
+        assert!(matches!(
+            cli.command,
+            Command::User(UserCommand::Passwd {
+                password: Some(_),
+                ..
+            })
+        ));
         let cli = parse(&["user", "del", "romeo@localhost"]).unwrap();
-        assert!(matches!(cli.command, Command::User(UserCommand::Del { ref jid }) if jid == "romeo@localhost"));
+        assert!(
+            matches!(cli.command, Command::User(UserCommand::Del { ref jid }) if jid == "romeo@localhost")
+        );
         let cli = parse(&["user", "list"]).unwrap();
         assert!(matches!(cli.command, Command::User(UserCommand::List)));
         let cli = parse(&["user", "import", "--csv", "users.csv"]).unwrap();
@@ -207,9 +233,14 @@ mod tests {
 
     #[test]
     fn exit_codes() {
-        let config = CliError::Config(ConfigError::UnknownKey { key: "c2s.bogus".into() });
+        let config = CliError::Config(ConfigError::UnknownKey {
+            key: "c2s.bogus".into(),
+        });
         assert_eq!(config.exit_code(), 64);
-        assert_eq!(config.to_string(), "configuration error: unknown configuration key `c2s.bogus`");
+        assert_eq!(
+            config.to_string(),
+            "configuration error: unknown configuration key `c2s.bogus`"
+        );
         assert_eq!(CliError::Usage("bad jid".into()).exit_code(), 64);
         assert_eq!(CliError::Runtime("disk full".into()).exit_code(), 1);
     }

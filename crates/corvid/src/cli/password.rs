@@ -48,7 +48,9 @@ where
     let read = input
         .take(MAX_PASSWORD_LINE + 2)
         .read_line(&mut line)
-        .map_err(|e| CliError::Runtime(format!("cannot read the password from standard input: {e}")))?;
+        .map_err(|e| {
+            CliError::Runtime(format!("cannot read the password from standard input: {e}"))
+        })?;
     if read == 0 {
         return Err(CliError::Usage(
             "no password: standard input is empty (give --password, or run on a terminal to be prompted)".into(),
@@ -79,22 +81,34 @@ mod tests {
     #[test]
     fn flag_wins() {
         assert_eq!(obtain(Some("s3cret"), "j@localhost").unwrap(), "s3cret");
-        assert!(matches!(obtain(Some(""), "j@localhost"), Err(CliError::Usage(_))));
+        assert!(matches!(
+            obtain(Some(""), "j@localhost"),
+            Err(CliError::Usage(_))
+        ));
     }
 
     #[test]
     fn one_line_without_its_ending() {
         assert_eq!(read_line(&b"hunter2\n"[..]).unwrap(), "hunter2");
-        assert_eq!(read_line(&b"hunter2\r\nsecond line\n"[..]).unwrap(), "hunter2");
+        assert_eq!(
+            read_line(&b"hunter2\r\nsecond line\n"[..]).unwrap(),
+            "hunter2"
+        );
         assert_eq!(read_line(&b"no newline"[..]).unwrap(), "no newline");
-        assert_eq!(read_line(&b"  spaces kept  \n"[..]).unwrap(), "  spaces kept  ");
+        assert_eq!(
+            read_line(&b"  spaces kept  \n"[..]).unwrap(),
+            "  spaces kept  "
+        );
         assert!(matches!(read_line(&b""[..]), Err(CliError::Usage(_))));
         let mut longest = vec![b'a'; 4096];
         longest.extend_from_slice(b"\r\n");
         assert_eq!(read_line(&longest[..]).unwrap().len(), 4096);
         let too_long = vec![b'a'; 4097];
         assert!(matches!(read_line(&too_long[..]), Err(CliError::Usage(_))));
-        assert!(matches!(read_line(&[b'a'; 9000][..]), Err(CliError::Usage(_))));
+        assert!(matches!(
+            read_line(&[b'a'; 9000][..]),
+            Err(CliError::Usage(_))
+        ));
     }
 
     #[test]

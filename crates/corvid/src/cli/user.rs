@@ -29,7 +29,9 @@ pub async fn run(
             let creds = derive(password, iterations).await?;
             match accounts.create(&jid, &creds).await {
                 Ok(()) => say(out, format_args!("created {jid}")),
-                Err(StoreError::AlreadyExists) => Err(CliError::Runtime(format!("account {jid} already exists"))),
+                Err(StoreError::AlreadyExists) => {
+                    Err(CliError::Runtime(format!("account {jid} already exists")))
+                }
                 Err(e) => Err(store_error(e)),
             }
         }
@@ -62,7 +64,12 @@ pub async fn run(
         UserCommand::Passwd { jid, password } => {
             let jid = domains.account_jid(jid).map_err(CliError::Usage)?;
             // Look first, so nobody types a password for an account that does not exist.
-            if accounts.credentials(&jid).await.map_err(store_error)?.is_none() {
+            if accounts
+                .credentials(&jid)
+                .await
+                .map_err(store_error)?
+                .is_none()
+            {
                 return Err(no_such_account(&jid));
             }
             let password = password::obtain(password.as_deref(), &jid.to_string())?;
@@ -88,7 +95,12 @@ impl Domains {
     /// out (settings validation has already checked their syntax).
     pub fn new(settings: &Settings) -> Self {
         Self {
-            parsed: settings.server.domains.iter().filter_map(|d| DomainPart::new(d).ok()).collect(),
+            parsed: settings
+                .server
+                .domains
+                .iter()
+                .filter_map(|d| DomainPart::new(d).ok())
+                .collect(),
             listed: settings.server.domains.join(", "),
         }
     }
@@ -96,9 +108,14 @@ impl Domains {
     /// Parses an account's address: a bare JID with a localpart, at a hosted domain. The error
     /// says what is wrong, naming the JID and, if that is the problem, the domain.
     pub fn account_jid(&self, text: &str) -> Result<BareJid, String> {
-        let jid: BareJid = text.parse().map_err(|e| format!("`{text}` is not a valid bare JID: {e}"))?;
+        let jid: BareJid = text
+            .parse()
+            .map_err(|e| format!("`{text}` is not a valid bare JID: {e}"))?;
         if jid.node().is_none() {
-            return Err(format!("`{text}` has no localpart; accounts look like user@{}", jid.domain().as_str()));
+            return Err(format!(
+                "`{text}` has no localpart; accounts look like user@{}",
+                jid.domain().as_str()
+            ));
         }
         if !self.parsed.contains(jid.domain()) {
             return Err(format!(
@@ -159,7 +176,11 @@ pub(crate) mod tests {
             accounts.insert(jid.clone(), creds.clone());
             Ok(())
         }
-        async fn set_credentials(&self, jid: &BareJid, creds: &StoredCredentials) -> StoreResult<()> {
+        async fn set_credentials(
+            &self,
+            jid: &BareJid,
+            creds: &StoredCredentials,
+        ) -> StoreResult<()> {
             match self.accounts.lock().unwrap().get_mut(jid) {
                 Some(c) => {
                     *c = creds.clone();
@@ -177,7 +198,10 @@ pub(crate) mod tests {
         async fn list(&self) -> StoreResult<Vec<BareJid>> {
             Ok(self.accounts.lock().unwrap().keys().cloned().collect())
         }
-        async fn import(&self, batch: &[(BareJid, StoredCredentials)]) -> StoreResult<ImportReport> {
+        async fn import(
+            &self,
+            batch: &[(BareJid, StoredCredentials)],
+        ) -> StoreResult<ImportReport> {
             self.batches.lock().unwrap().push(batch.len());
             let mut accounts = self.accounts.lock().unwrap();
             let mut report = ImportReport::default();
@@ -202,26 +226,57 @@ pub(crate) mod tests {
 
     async fn run_ok(command: UserCommand, accounts: &MemoryAccounts) -> String {
         let mut out = Vec::new();
-        run(&command, &settings(), accounts, &mut out, &mut std::io::sink()).await.unwrap();
+        run(
+            &command,
+            &settings(),
+            accounts,
+            &mut out,
+            &mut std::io::sink(),
+        )
+        .await
+        .unwrap();
         String::from_utf8(out).unwrap()
     }
 
     async fn run_err(command: UserCommand, accounts: &MemoryAccounts) -> CliError {
-        run(&command, &settings(), accounts, &mut Vec::new(), &mut std::io::sink()).await.unwrap_err()
+        run(
+            &command,
+            &settings(),
+            accounts,
+            &mut Vec::new(),
+            &mut std::io::sink(),
+        )
+        .await
+        .unwrap_err()
     }
 
     fn add(jid: &str, password: &str) -> UserCommand {
-        UserCommand::Add { jid: jid.into(), password: Some(password.into()) }
+        UserCommand::Add {
+            jid: jid.into(),
+            password: Some(password.into()),
+        }
     }
 
     #[test]
     fn account_jids_need_a_localpart_and_a_hosted_domain() {
         let domains = Domains::new(&settings());
-        assert_eq!(domains.account_jid("juliet@localhost").unwrap().to_string(), "juliet@localhost");
-        assert_eq!(domains.account_jid("Juliet@Capulet.Example").unwrap().to_string(), "juliet@capulet.example");
+        assert_eq!(
+            domains.account_jid("juliet@localhost").unwrap().to_string(),
+            "juliet@localhost"
+        );
+        assert_eq!(
+            domains
+                .account_jid("Juliet@Capulet.Example")
+                .unwrap()
+                .to_string(),
+            "juliet@capulet.example"
+        );
         let err = domains.account_jid("juliet@montague.example").unwrap_err();
         assert!(err.contains("`montague.example`"), "{err}");
-        assert!(domains.account_jid("localhost").unwrap_err().contains("no localpart"));
+        assert!(domains
+            .account_jid("localhost")
+            .unwrap_err()
+            .contains("no localpart"));
         assert!(domains.account_jid("juliet@localhost/balcony").is_err());
         assert!(domains.account_jid("@localhost").is_err());
         assert!(domains.account_jid("").is_err());
@@ -230,22 +285,37 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn add_list_passwd_del_round_trip() {
         let accounts = MemoryAccounts::default();
-        assert_eq!(run_ok(add("juliet@localhost", "balcony"), &accounts).await, "created juliet@localhost\n");
+        assert_eq!(
+            run_ok(add("juliet@localhost", "balcony"), &accounts).await,
+            "created juliet@localhost\n"
+        );
         run_ok(add("romeo@capulet.example", "poison"), &accounts).await;
         let list = run_ok(UserCommand::List, &accounts).await;
         assert_eq!(list, "juliet@localhost\nromeo@capulet.example\n");
 
         let jid: BareJid = "juliet@localhost".parse().unwrap();
         let before = accounts.accounts.lock().unwrap()[&jid].clone();
-        let passwd = UserCommand::Passwd { jid: "juliet@localhost".into(), password: Some("nurse".into()) };
+        let passwd = UserCommand::Passwd {
+            jid: "juliet@localhost".into(),
+            password: Some("nurse".into()),
+        };
         run_ok(passwd, &accounts).await;
         let after = accounts.accounts.lock().unwrap()[&jid].clone();
         assert_ne!(before, after);
         assert_eq!(after.sha256.iterations, 4096);
 
-        let out = run_ok(UserCommand::Del { jid: "juliet@localhost".into() }, &accounts).await;
+        let out = run_ok(
+            UserCommand::Del {
+                jid: "juliet@localhost".into(),
+            },
+            &accounts,
+        )
+        .await;
         assert_eq!(out, "deleted juliet@localhost\n");
-        assert_eq!(run_ok(UserCommand::List, &accounts).await, "romeo@capulet.example\n");
+        assert_eq!(
+            run_ok(UserCommand::List, &accounts).await,
+            "romeo@capulet.example\n"
+        );
     }
 
     #[tokio::test]
@@ -258,13 +328,27 @@ pub(crate) mod tests {
 
         let foreign = run_err(add("juliet@montague.example", "x"), &accounts).await;
         assert_eq!(foreign.exit_code(), 64);
-        assert!(foreign.to_string().contains("montague.example"), "{foreign}");
+        assert!(
+            foreign.to_string().contains("montague.example"),
+            "{foreign}"
+        );
 
-        let missing = run_err(UserCommand::Del { jid: "nobody@localhost".into() }, &accounts).await;
+        let missing = run_err(
+            UserCommand::Del {
+                jid: "nobody@localhost".into(),
+            },
+            &accounts,
+        )
+        .await;
         assert_eq!(missing.exit_code(), 1);
-        let missing =
-            run_err(UserCommand::Passwd { jid: "nobody@localhost".into(), password: Some("x".into()) }, &accounts)
-                .await;
+        let missing = run_err(
+            UserCommand::Passwd {
+                jid: "nobody@localhost".into(),
+                password: Some("x".into()),
+            },
+            &accounts,
+        )
+        .await;
         assert!(missing.to_string().contains("no such account"), "{missing}");
         let empty = run_err(add("nurse@localhost", ""), &accounts).await;
         assert_eq!(empty.exit_code(), 64);

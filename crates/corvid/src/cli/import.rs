@@ -301,24 +301,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn imports_in_batches() {
+    async fn imports_in_batches_of_valid_lines() {
         let accounts = MemoryAccounts::default();
-        let n = BATCH + 3;
-        let csv: String = (0..n)
+        let mut csv: String = (0..9)
             .map(|i| format!("user{i}@localhost,pw{i}\n"))
             .collect();
-        let (summary, err) = run(&csv, &accounts).await;
-        assert_eq!(
-            summary,
-            ImportSummary {
-                created: n,
-                existing: 0,
-                invalid: 0
-            },
-            "{err}"
-        );
-        assert_eq!(*accounts.batches.lock().unwrap(), vec![BATCH, 3]);
-        assert_eq!(accounts.accounts.lock().unwrap().len(), n);
+        csv.insert_str(0, "bad line\n");
+        let settings = settings();
+        let domains = Domains::new(&settings);
+        let mut err = Vec::new();
+        let summary = import_in_batches(csv.as_bytes(), &domains, 4096, &accounts, &mut err, 4)
+            .await
+            .unwrap();
+        let expected = ImportSummary {
+            created: 9,
+            existing: 0,
+            invalid: 1,
+        };
+        assert_eq!(summary, expected, "{}", String::from_utf8_lossy(&err));
+        assert_eq!(*accounts.batches.lock().unwrap(), vec![4, 4, 1]);
+        assert_eq!(accounts.accounts.lock().unwrap().len(), 9);
     }
 
     #[test]

@@ -110,7 +110,10 @@ impl fmt::Display for Received {
             Received::Event(StreamEvent::Element(e)) => {
                 let xml = e.to_xml(ns::CLIENT);
                 if xml.len() > 600 {
-                    let cut = (0..=600).rev().find(|i| xml.is_char_boundary(*i)).unwrap_or(0);
+                    let cut = (0..=600)
+                        .rev()
+                        .find(|i| xml.is_char_boundary(*i))
+                        .unwrap_or(0);
                     write!(f, "{}… ({} bytes)", &xml[..cut], xml.len())
                 } else {
                     write!(f, "{xml}")
@@ -399,16 +402,20 @@ impl Client {
             let piece = &data[at..at + n];
             let r = match &mut self.io {
                 Io::None => bail!("{}: not connected", self.name),
-                Io::Plain(s) => async {
-                    s.write_all(piece).await?;
-                    s.flush().await
+                Io::Plain(s) => {
+                    async {
+                        s.write_all(piece).await?;
+                        s.flush().await
+                    }
+                    .await
                 }
-                .await,
-                Io::Tls(s) => async {
-                    s.write_all(piece).await?;
-                    s.flush().await
+                Io::Tls(s) => {
+                    async {
+                        s.write_all(piece).await?;
+                        s.flush().await
+                    }
+                    .await
                 }
-                .await,
             };
             r.with_context(|| format!("{}: writing", self.name))?;
             at += n;
@@ -690,7 +697,8 @@ impl Client {
 
     /// `<starttls/>` → `<proceed/>` → TLS handshake (RFC 6120 §5.4.2).
     pub async fn starttls(&mut self) -> anyhow::Result<()> {
-        self.send(format!("<starttls xmlns='{}'/>", ns::TLS)).await?;
+        self.send(format!("<starttls xmlns='{}'/>", ns::TLS))
+            .await?;
         self.try_expect_element("proceed", ns::TLS).await?;
         self.upgrade_tls().await
     }
@@ -859,7 +867,11 @@ impl Client {
 
     /// The whole RFC 6120 §9 negotiation on this persona: connect, (STARTTLS,) SASL, restart,
     /// bind. Returns the bound full JID.
-    pub async fn login_with(&mut self, server: &TestServer, login: Login<'_>) -> anyhow::Result<String> {
+    pub async fn login_with(
+        &mut self,
+        server: &TestServer,
+        login: Login<'_>,
+    ) -> anyhow::Result<String> {
         if login.direct_tls {
             self.connect_direct_tls(server).await?;
         } else {
@@ -914,7 +926,12 @@ impl Client {
     }
 
     /// Sends an IQ of `ty` (`get`/`set`) with this payload XML; returns its id.
-    pub async fn send_iq(&mut self, ty: &str, to: Option<&str>, payload: &str) -> anyhow::Result<String> {
+    pub async fn send_iq(
+        &mut self,
+        ty: &str,
+        to: Option<&str>,
+        payload: &str,
+    ) -> anyhow::Result<String> {
         let id = self.next_id();
         let mut s = String::from("<iq type='");
         escape_attr(ty, &mut s);
@@ -935,7 +952,12 @@ impl Client {
 
     /// Sends an IQ and returns the answer (result or error), which must be the next stanza
     /// and carry the same id (RFC 6120 §8.2.3).
-    pub async fn iq(&mut self, ty: &str, to: Option<&str>, payload: &str) -> anyhow::Result<Element> {
+    pub async fn iq(
+        &mut self,
+        ty: &str,
+        to: Option<&str>,
+        payload: &str,
+    ) -> anyhow::Result<Element> {
         let id = self.send_iq(ty, to, payload).await?;
         let answer = self.try_expect_element("iq", ns::CLIENT).await?;
         if answer.attr("id") != Some(id.as_str()) {
@@ -951,7 +973,11 @@ impl Client {
     /// XEP-0199 ping to the server; fails unless the answer is a result.
     pub async fn ping_server(&mut self) -> anyhow::Result<()> {
         let answer = self
-            .iq("get", Some(DOMAIN), &format!("<ping xmlns='{}'/>", ns::PING))
+            .iq(
+                "get",
+                Some(DOMAIN),
+                &format!("<ping xmlns='{}'/>", ns::PING),
+            )
             .await?;
         if answer.attr("type") != Some("result") {
             bail!("{}: ping answered {}", self.name, answer.to_xml(ns::CLIENT));

@@ -247,8 +247,11 @@ mod tests {
             fin,
             "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
         );
-        c.verify_server_final("v=rmF9pqV8S7suAoZWja4dJRkFsKQ=").unwrap();
-        assert!(c.verify_server_final("v=AAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_err());
+        c.verify_server_final("v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+            .unwrap();
+        assert!(c
+            .verify_server_final("v=AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .is_err());
     }
 
     #[test]
@@ -284,7 +287,9 @@ mod tests {
             ChannelBinding::Unsupported,
             "abc",
         );
-        assert!(c.client_final("r=xyz123,s=QSXCR+Q6sek8bf92,i=4096").is_err());
+        assert!(c
+            .client_final("r=xyz123,s=QSXCR+Q6sek8bf92,i=4096")
+            .is_err());
         assert!(c.client_final("r=abc,s=QSXCR+Q6sek8bf92,i=4096").is_err());
     }
 

@@ -60,7 +60,9 @@ async fn rfc6120_section9_conversation_succeeds_with_an_assertion_on_every_serve
         "§4.7.2: the response's 'to' is the initiator's 'from'"
     );
     let f1 = juliet.expect_features().await;
-    let starttls = f1.child("starttls", ns::TLS).expect("§5.3.1: STARTTLS offered");
+    let starttls = f1
+        .child("starttls", ns::TLS)
+        .expect("§5.3.1: STARTTLS offered");
     assert!(
         starttls.child("required", ns::TLS).is_some(),
         "§5.3.1: mandatory-to-negotiate"
@@ -87,7 +89,11 @@ async fn rfc6120_section9_conversation_succeeds_with_an_assertion_on_every_serve
         .unwrap();
     let h2 = juliet.expect_stream_header().await;
     assert_response_header(&h2);
-    assert_ne!(h1.attr("id"), h2.attr("id"), "§4.7.3: a new id for each stream");
+    assert_ne!(
+        h1.attr("id"),
+        h2.attr("id"),
+        "§4.7.3: a new id for each stream"
+    );
     let f2 = juliet.expect_features().await;
     assert!(
         f2.child("starttls", ns::TLS).is_none(),
@@ -95,16 +101,16 @@ async fn rfc6120_section9_conversation_succeeds_with_an_assertion_on_every_serve
     );
     let mechs = mechanisms(&f2);
     for m in ["SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "PLAIN"] {
-        assert!(mechs.iter().any(|x| x == m), "§9.2.1: {m} offered; got {mechs:?}");
+        assert!(
+            mechs.iter().any(|x| x == m),
+            "§9.2.1: {m} offered; got {mechs:?}"
+        );
     }
     // XEP-0440 §3: the channel-binding types this connection supports.
     let cb = f2
         .child("sasl-channel-binding", ns::SASL_CB)
         .expect("XEP-0440 element with -PLUS offered");
-    let types: Vec<&str> = cb
-        .child_elements()
-        .filter_map(|c| c.attr("type"))
-        .collect();
+    let types: Vec<&str> = cb.child_elements().filter_map(|c| c.attr("type")).collect();
     assert!(types.contains(&"tls-exporter"), "got {types:?}");
 
     // Steps 9–13: SCRAM-SHA-1, the server proves it knows the password.
@@ -147,7 +153,10 @@ async fn rfc6120_section9_conversation_succeeds_with_an_assertion_on_every_serve
     assert!(f3.child("bind", ns::BIND).is_some(), "§7.4: bind offered");
     let session = f3.child("session", ns::SESSION).expect("legacy session");
     assert!(session.child("optional", ns::SESSION).is_some());
-    assert!(f3.child("mechanisms", ns::SASL).is_none(), "§6.4.6: no SASL again");
+    assert!(
+        f3.child("mechanisms", ns::SASL).is_none(),
+        "§6.4.6: no SASL again"
+    );
 
     // Steps 16–17: bind `balcony`.
     juliet
@@ -223,7 +232,12 @@ async fn direct_tls_with_alpn_offers_sasl_at_once_and_logs_in() {
         "already TLS: §5.4.3.3"
     );
     let mechs = mechanisms(&features);
-    for m in ["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "PLAIN"] {
+    for m in [
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-256-PLUS",
+        "SCRAM-SHA-1",
+        "PLAIN",
+    ] {
         assert!(mechs.iter().any(|x| x == m), "{m} offered; got {mechs:?}");
     }
     assert_eq!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use corvid_core::{Event, Flow, SessionId};
 use corvid_router::{BindError, Outbound, Router};
 use corvid_sasl::ChannelBindings;
-use corvid_stanza::ns;
+use corvid_stanza::{ns, StreamCondition, StreamError};
 use corvid_storage::Store;
 use corvid_xml::{Limits, Parser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -451,6 +451,25 @@ impl Connection {
                     };
                     if services.modules.run(&mut ev).await == Flow::Continue {
                         self.ctx.router.route(stanza).await;
+                    }
+                }
+                Action::Nonza(element) => {
+                    let services = self.ctx.router.services();
+                    let handled = match m.jid() {
+                        Some(jid) => {
+                            let jid = jid.clone();
+                            let mut ev = Event::ClientNonza {
+                                session: self.session,
+                                jid: &jid,
+                                element: &element,
+                            };
+                            services.modules.run(&mut ev).await == Flow::Stop
+                        }
+                        None => false,
+                    };
+                    if !handled {
+                        let err = StreamError::new(StreamCondition::UnsupportedStanzaType);
+                        m.stream_error(err, &mut more);
                     }
                 }
                 Action::Close => {

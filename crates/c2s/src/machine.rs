@@ -76,6 +76,9 @@ pub enum Action {
     Bind(FullJid),
     /// Route this stanza (its `from` is stamped).
     Route(Stanza),
+    /// A top-level element that is not a stanza: offer it to modules (XEP-0352 and the like);
+    /// if none takes it, call [`Machine::stream_error`] with `unsupported-stanza-type`.
+    Nonza(Element),
     /// Close the connection after writing what is pending.
     Close,
 }

@@ -1,8 +1,9 @@
 //! Hooks: named events that modules listen to, folded by priority.
 
 use async_trait::async_trait;
-use corvid_jid::FullJid;
+use corvid_jid::{BareJid, FullJid};
 use corvid_stanza::Stanza;
+use corvid_xml::Element;
 
 use crate::SessionId;
 
@@ -26,6 +27,56 @@ pub enum Event<'a> {
         /// The stanza; hooks may change it.
         stanza: &'a mut Stanza,
     },
+    /// A top-level element from a bound client that is not a stanza (e.g. XEP-0352
+    /// `<active/>`). `Stop` means a module handled it; if none does, the stream ends with
+    /// `unsupported-stanza-type` (RFC 6120 §4.9.3.24).
+    ClientNonza {
+        /// The sending session.
+        session: SessionId,
+        /// Its address.
+        jid: &'a FullJid,
+        /// The element.
+        element: &'a Element,
+    },
+    /// A stanza for a local account (its bare or a full JID), before the delivery rules of
+    /// RFC 6121 §8.5 run. Listen to process inbound subscriptions and probes, or to refuse
+    /// stanzas (blocking). `Stop` means consumed: nothing is delivered and no error is sent.
+    LocalInbound {
+        /// The account addressed.
+        account: &'a BareJid,
+        /// The stanza; hooks may change it.
+        stanza: &'a mut Stanza,
+    },
+    /// A message for a local account with no available resource (RFC 6121 §8.5.2.2.1).
+    /// Listen to store it (offline storage). `Stop` means stored; otherwise the sender gets
+    /// `service-unavailable`.
+    OfflineMessage {
+        /// The account addressed.
+        account: &'a BareJid,
+        /// The message.
+        stanza: &'a Stanza,
+    },
+    /// A stanza is about to be put in a local session's mailbox. Listen to copy it elsewhere
+    /// (carbons), hold it back (client state indication) or drop it. `Stop` means not delivered
+    /// by the router (the listener took responsibility for it).
+    Deliver {
+        /// The recipient session's address.
+        jid: &'a FullJid,
+        /// The recipient session.
+        session: SessionId,
+        /// The stanza; hooks may change it.
+        stanza: &'a mut Stanza,
+    },
+    /// A session sent its initial available presence (RFC 6121 §4.2): listen to deliver
+    /// offline messages and pending subscription requests.
+    ResourceAvailable {
+        /// The session's address.
+        jid: &'a FullJid,
+        /// Its session.
+        session: SessionId,
+        /// Its presence priority.
+        priority: i8,
+    },
     /// A resource was bound. Listen to set up per-session state.
     ResourceBound {
         /// The new session's address.
@@ -48,6 +99,11 @@ impl Event<'_> {
     pub fn name(&self) -> &'static str {
         match self {
             Event::ClientStanza { .. } => "client-stanza",
+            Event::ClientNonza { .. } => "client-nonza",
+            Event::LocalInbound { .. } => "local-inbound",
+            Event::OfflineMessage { .. } => "offline-message",
+            Event::Deliver { .. } => "deliver",
+            Event::ResourceAvailable { .. } => "resource-available",
             Event::ResourceBound { .. } => "resource-bound",
             Event::SessionClosed { .. } => "session-closed",
         }

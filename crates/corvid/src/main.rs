@@ -87,7 +87,9 @@ fn init_tracing(log: &LogConfig) -> Result<(), CliError> {
     })?;
     // Colour only for a person at a terminal; log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let installed = match log.format.as_str() {
         "json" => builder.json().try_init(),
         _ => builder.try_init(),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
-use corvid_core::{Event, IqTarget, NodeId, Services, SessionId, StanzaSender};
+use corvid_core::{Event, Flow, IqTarget, NodeId, Services, SessionId, StanzaSender};
 use corvid_jid::{BareJid, FullJid, Jid};
 use corvid_stanza::{Condition, Kind, Stanza, StanzaError, StreamCondition, StreamError};
 use tokio::sync::mpsc;
@@ -192,6 +192,19 @@ impl Router {
         } else {
             false
         };
+        let mut stanza = stanza;
+        if let Some(account) = target
+            .as_ref()
+            .filter(|t| to_is_local && t.node().is_some() && stanza.to().is_some())
+        {
+            let mut ev = Event::LocalInbound {
+                account,
+                stanza: &mut stanza,
+            };
+            if services.modules.run(&mut ev).await == Flow::Stop {
+                return None;
+            }
+        }
         let decision = decide(
             &stanza,
             sender.as_ref(),
@@ -200,14 +213,24 @@ impl Router {
             account_exists,
         );
         match decision {
-            Decision::Deliver(routes) => self.deliver(stanza, routes),
+            Decision::Deliver(routes) => self.deliver(stanza, routes).await,
             Decision::Server(target) => self.handle_iq(target, stanza).await,
             Decision::Broadcast => {
                 self.presence_broadcast(&stanza).await;
                 None
             }
             // Until an offline-storage module exists, RFC 6121 §8.5.2.2.1 says service-unavailable.
+            // RFC 6121 §8.5.2.2.1: store it if a module can, else service-unavailable.
             Decision::Offline => {
+                if let Some(account) = target.as_ref() {
+                    let mut ev = Event::OfflineMessage {
+                        account,
+                        stanza: &stanza,
+                    };
+                    if services.modules.run(&mut ev).await == Flow::Stop {
+                        return None;
+                    }
+                }
                 self.error(&stanza, StanzaError::new(Condition::ServiceUnavailable))
             }
             Decision::Remote => self.error(
@@ -227,12 +250,20 @@ impl Router {
         stanza.error_reply(&err)
     }
 
-    fn deliver(&self, stanza: Stanza, routes: Vec<Route>) -> Option<Stanza> {
+    async fn deliver(&self, stanza: Stanza, routes: Vec<Route>) -> Option<Stanza> {
         let count = routes.len();
         let mut undelivered = 0;
         for route in routes {
             // The original is kept for the error reply should nobody take it.
-            let st = stanza.clone();
+            let mut st = stanza.clone();
+            let mut ev = Event::Deliver {
+                jid: &route.jid,
+                session: route.session,
+                stanza: &mut st,
+            };
+            if self.services().modules.run(&mut ev).await == Flow::Stop {
+                continue;
+            }
             let Some(mb) = self.mailbox(route.session) else {
                 undelivered += 1;
                 continue;
@@ -286,6 +317,14 @@ impl Router {
         self.registry
             .set_presence(from, route.session, available, priority)
             .await;
+        if available && !route.available {
+            let mut ev = Event::ResourceAvailable {
+                jid: from,
+                session: route.session,
+                priority,
+            };
+            self.services().modules.run(&mut ev).await;
+        }
     }
 }
 

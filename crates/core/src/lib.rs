@@ -5,6 +5,7 @@
 //! - `ids.rs`: [`NodeId`], [`SessionId`], stream ids.
 //! - `module.rs`: [`Module`] (registers as data), [`Registrar`] → frozen [`Modules`].
 //! - `hooks.rs`: [`Event`], [`Hook`], [`Flow`]: named events folded by priority.
+//! - `registry.rs`: [`SessionRegistry`], the session table interface, and [`Route`].
 //! - `services.rs`: [`Services`], what a handler may use (domains, store, sending stanzas).
 //!
 //! ```text
@@ -16,9 +17,11 @@
 mod hooks;
 mod ids;
 mod module;
+mod registry;
 mod services;
 
 pub use hooks::{Event, Flow, Hook};
 pub use ids::{random_id, NodeId, SessionId};
 pub use module::{Identity, IqHandler, IqOutcome, IqTarget, Module, Modules, Registrar, Spec};
+pub use registry::{BindError, Route, SessionRegistry};
 pub use services::{Services, StanzaSender};

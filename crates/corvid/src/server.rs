@@ -66,6 +66,7 @@ impl Server {
             store: store.clone(),
             modules,
             sender: router.sender(),
+            registry: router.registry().clone(),
         });
 
         let ctx = Arc::new(C2sContext {

@@ -19,6 +19,7 @@ mod decide;
 mod registry;
 mod router;
 
+pub use corvid_core::{BindError, Route, SessionRegistry};
 pub use decide::{decide, Decision, ResourceView};
-pub use registry::{BindError, LocalRegistry, Route, SessionRegistry};
+pub use registry::LocalRegistry;
 pub use router::{Mailbox, Outbound, Router};

@@ -1,62 +1,11 @@
-//! The session table interface and its in-process implementation.
+//! The in-process implementation of the session table.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
-use corvid_core::{NodeId, SessionId};
+use corvid_core::{BindError, Route, SessionId, SessionRegistry};
 use corvid_jid::{BareJid, FullJid};
-
-/// Where a bound resource lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The bound full JID.
-    pub jid: FullJid,
-    /// The node holding the session.
-    pub node: NodeId,
-    /// The session on that node.
-    pub session: SessionId,
-    /// Presence priority (RFC 6121 §4.7.2.3); 0 until presence says otherwise.
-    pub priority: i8,
-    /// True once the session has sent available presence (RFC 6121 §4.2 "available resource").
-    pub available: bool,
-}
-
-/// Why a bind was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BindError {
-    /// The account has as many resources bound as allowed (RFC 6120 §7.6.2.1 `resource-constraint`).
-    #[error("too many resources")]
-    TooManyResources,
-    /// The registry cannot accept writes now (in a cluster: no quorum).
-    #[error("registry unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// The session table. Reads are local and synchronous (every node holds a replica); writes are
-/// asynchronous (in the cluster they are Raft log entries).
-#[async_trait]
-pub trait SessionRegistry: Send + Sync {
-    /// Binds `route.jid`. The conflict policy (RFC 6120 §7.7.2.2) is "the new session wins":
-    /// an existing route for the same full JID is replaced and returned, so its session can be
-    /// closed with a `conflict` stream error. `max_resources` limits distinct resources per account.
-    async fn bind(&self, route: Route, max_resources: usize) -> Result<Option<Route>, BindError>;
-    /// Removes the binding if it still belongs to `session` (a replaced session's late unbind
-    /// must not remove its successor).
-    async fn unbind(&self, jid: &FullJid, session: SessionId);
-    /// Updates availability and priority of a bound session.
-    async fn set_presence(&self, jid: &FullJid, session: SessionId, available: bool, priority: i8);
-    /// The route of a full JID.
-    fn lookup(&self, jid: &FullJid) -> Option<Route>;
-    /// Every bound resource of an account.
-    fn resources(&self, bare: &BareJid) -> Vec<Route>;
-    /// Number of bound sessions.
-    fn len(&self) -> usize;
-    /// True if nothing is bound.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// The single-node session table: a map behind a lock that is never held across an await.
 #[derive(Debug, Default)]
@@ -133,6 +82,8 @@ impl SessionRegistry for LocalRegistry {
 
 #[cfg(test)]
 mod tests {
+    use corvid_core::NodeId;
+
     use super::*;
 
     fn route(jid: &str, session: u64) -> Route {

@@ -330,10 +330,11 @@ impl Router {
 
 struct RouterSender(Weak<Router>);
 
+#[async_trait::async_trait]
 impl StanzaSender for RouterSender {
-    fn send(&self, stanza: Stanza) {
+    async fn send(&self, stanza: Stanza) {
         if let Some(router) = self.0.upgrade() {
-            tokio::spawn(async move { router.route(stanza).await });
+            router.route(stanza).await;
         }
     }
 }

@@ -76,8 +76,8 @@ async fn starttls_followed_by_a_non_tls_byte_stream_closes_the_tcp_connection() 
 
 #[tokio::test]
 async fn bytes_pipelined_after_starttls_are_not_processed_and_the_connection_closes() {
-    // RFC 6120 §5.4.3.3 / §13.9.5: nothing sent in the clear after <starttls/> may be taken as
-    // protected (the STARTTLS command-injection attack).
+    // RFC 6120 §5.4.3.3: the stream restarts over TLS, so nothing sent in the clear after
+    // <starttls/> may be taken as protected (the STARTTLS command-injection attack, CVE-2011-0411).
     let server = juliet_and_romeo(|_| {}).await.unwrap();
     let mut c = Client::new("mallory");
     c.connect(&server).await.unwrap();

@@ -227,7 +227,7 @@ async fn too_many_attributes_is_a_policy_violation() {
 
 #[tokio::test]
 async fn a_stanza_before_authentication_is_not_authorized() {
-    // RFC 6120 §4.9.3.12 / §6.4.? : stanzas only after SASL.
+    // RFC 6120 §4.9.3.12: stanzas only after SASL.
     let server = server().await;
     let mut c = Client::new("mallory");
     c.connect(&server).await.unwrap();

@@ -180,7 +180,7 @@ pub async fn serve_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(slot) = ctx.conn_limits.try_acquire(peer.ip()) else {
-        refuse(tcp, kind).await;
+        refuse(tcp, kind, &ctx.config).await;
         return;
     };
     let mut conn = Connection::new(ctx.clone(), slot);
@@ -217,10 +217,19 @@ pub async fn serve_connection(
 /// Too many unauthenticated connections: say so and hang up (RFC 6120 §4.9.3.17
 /// `resource-constraint`). Direct-TLS connections are simply closed: a TLS handshake would
 /// spend exactly the resources the limit protects.
-async fn refuse(mut tcp: TcpStream, kind: Listener) {
+async fn refuse(mut tcp: TcpStream, kind: Listener, config: &Config) {
     if kind == Listener::StartTls {
-        let msg = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'><stream:error><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
-        let _ = timeout(Duration::from_secs(1), tcp.write_all(msg.as_bytes())).await;
+        // The machine writes the header (with id and from, RFC 6120 §4.9.1.2) and the error.
+        let mut actions = Vec::new();
+        let err = StreamError::new(StreamCondition::ResourceConstraint)
+            .with_text("too many unauthenticated connections");
+        Machine::new(config.clone(), false, ChannelBindings::default())
+            .stream_error(err, &mut actions);
+        for a in actions {
+            if let Action::Send(s) = a {
+                let _ = timeout(Duration::from_secs(1), tcp.write_all(s.as_bytes())).await;
+            }
+        }
     }
 }
 

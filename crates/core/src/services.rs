@@ -15,6 +15,10 @@ pub trait StanzaSender: Send + Sync {
     /// Routes the stanza and returns once it is delivered to mailboxes (or answered with an
     /// error to its `from`), so stanzas sent one after another arrive in that order.
     async fn send(&self, stanza: Stanza);
+    /// Puts a stanza straight into one local session's mailbox, as it is (no routing rules, no
+    /// `deliver` hooks): for modules that held it back or stored it for that session
+    /// (client state indication, offline delivery). False if the session is gone or stuck.
+    async fn to_session(&self, session: crate::SessionId, stanza: Stanza) -> bool;
 }
 
 /// The server as handlers see it.

@@ -337,4 +337,11 @@ impl StanzaSender for RouterSender {
             router.route(stanza).await;
         }
     }
+
+    async fn to_session(&self, session: SessionId, stanza: Stanza) -> bool {
+        let Some(mb) = self.0.upgrade().and_then(|r| r.mailbox(session)) else {
+            return false;
+        };
+        mb.try_send(Outbound::Stanza(Box::new(stanza))).is_ok()
+    }
 }

@@ -65,12 +65,14 @@ pub fn pre_auth(
 
 /// Features after authentication: resource binding, and the legacy session marked optional
 /// (draft-cridland-xmpp-session-01) for old clients.
-pub fn post_auth(out: &mut String) {
+pub fn post_auth(out: &mut String, extra: &str) {
     out.push_str("<stream:features><bind xmlns='");
     out.push_str(ns::BIND);
     out.push_str("'/><session xmlns='");
     out.push_str(ns::SESSION);
-    out.push_str("'><optional/></session></stream:features>");
+    out.push_str("'><optional/></session>");
+    out.push_str(extra);
+    out.push_str("</stream:features>");
 }
 
 #[cfg(test)]

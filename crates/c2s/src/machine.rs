@@ -27,6 +27,8 @@ pub struct Config {
     pub max_auth_attempts: u32,
     /// SCRAM iteration count shown for unknown users.
     pub fake_iterations: u32,
+    /// Extra post-authentication stream features, serialized (from modules).
+    pub extra_features: Arc<str>,
 }
 
 /// Everything that can happen to a connection.
@@ -306,7 +308,7 @@ impl Machine {
         let mut s = String::new();
         self.write_header(&mut s, from_text.as_deref());
         if self.authenticated.is_some() {
-            features::post_auth(&mut s);
+            features::post_auth(&mut s, &self.config.extra_features);
             self.state = State::AwaitBind;
         } else {
             let offer_starttls = !self.tls && self.config.tls_available;
@@ -698,6 +700,7 @@ mod tests {
             allow_plain: true,
             max_auth_attempts: 2,
             fake_iterations: 4096,
+            extra_features: "".into(),
         }
     }
 

@@ -74,6 +74,7 @@ pub struct Registrar {
     identities: Vec<Identity>,
     hooks: HookTable,
     specs: Vec<(&'static str, Spec)>,
+    stream_features: Vec<Element>,
 }
 
 impl Registrar {
@@ -106,6 +107,11 @@ impl Registrar {
             name: name.into(),
         });
     }
+    /// Advertises an element in `<stream:features/>` after authentication (e.g. XEP-0352's
+    /// `<csi xmlns='urn:xmpp:csi:0'/>`).
+    pub fn stream_feature(&mut self, element: Element) {
+        self.stream_features.push(element);
+    }
     /// Listens to the event named `event` (see [`Event::name`]); higher priority runs first.
     pub fn hook(&mut self, event: &'static str, priority: i32, h: Arc<dyn Hook>) {
         self.hooks.entry(event).or_default().push((priority, h));
@@ -131,6 +137,7 @@ impl Registrar {
             identities: self.identities,
             hooks: self.hooks,
             specs: self.specs,
+            stream_features: self.stream_features,
         }
     }
 }
@@ -143,6 +150,7 @@ pub struct Modules {
     identities: Vec<Identity>,
     hooks: HookTable,
     specs: Vec<(&'static str, Spec)>,
+    stream_features: Vec<Element>,
 }
 
 impl Modules {
@@ -174,6 +182,10 @@ impl Modules {
     /// Server identities.
     pub fn identities(&self) -> &[Identity] {
         &self.identities
+    }
+    /// Elements modules advertise in the post-authentication stream features.
+    pub fn stream_features(&self) -> &[Element] {
+        &self.stream_features
     }
     /// Every (module, spec) installed.
     pub fn specs(&self) -> &[(&'static str, Spec)] {

@@ -77,6 +77,14 @@ impl Server {
                 allow_plain: settings.auth.allow_plain,
                 max_auth_attempts: settings.limits.max_auth_attempts,
                 fake_iterations: settings.auth.scram_iterations,
+                extra_features: router
+                    .services()
+                    .modules
+                    .stream_features()
+                    .iter()
+                    .map(|e| e.to_xml(corvid_xml::NS_CLIENT))
+                    .collect::<String>()
+                    .into(),
             },
             limits: Limits {
                 max_stanza_bytes: settings.limits.max_stanza_bytes,

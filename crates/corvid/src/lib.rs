@@ -4,7 +4,9 @@
 //! - `server.rs`: [`server::Server`]: starts a node from [`corvid_settings::Settings`].
 //! - `tls.rs`: certificate loading, or generation of a self-signed one.
 //! - `cli/`: the admin commands (`corvid user …`).
+//! - `doap.rs`: the DOAP description of what is implemented (`corvid doap`).
 
 pub mod cli;
+pub mod doap;
 pub mod server;
 pub mod tls;

@@ -45,6 +45,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             init_tracing(&settings.log)?;
             runtime.block_on(serve(settings))
         }
+        Command::Doap => {
+            print!("{}", corvid::doap::render(&corvid::doap::specs()));
+            Ok(())
+        }
         Command::User(command) => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             runtime.block_on(cli::run_user(&command, &settings, &mut out, &mut err))

@@ -59,6 +59,8 @@ pub enum Command {
     /// Manage accounts in the store the configuration names.
     #[command(subcommand)]
     User(UserCommand),
+    /// Print the DOAP description of the implemented RFCs and XEPs (the repository's doap.xml).
+    Doap,
 }
 
 /// `corvid user …`.

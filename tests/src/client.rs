@@ -840,7 +840,11 @@ impl Client {
     /// Binds a resource (RFC 6120 §7) and returns the full JID the server assigned.
     pub async fn bind(&mut self, resource: Option<&str>) -> anyhow::Result<String> {
         let id = self.next_id();
-        let mut s = format!("<iq type='set' id='{id}'><bind xmlns='{}'>", ns::BIND);
+        let mut s = String::from("<iq type='set' id='");
+        escape_attr(&id, &mut s);
+        s.push_str("'><bind xmlns='");
+        s.push_str(ns::BIND);
+        s.push_str("'>");
         if let Some(r) = resource {
             s.push_str("<resource>");
             escape_text(r, &mut s);
@@ -986,10 +990,42 @@ impl Client {
     }
 
     /// Sends initial presence (RFC 6121 §4.2) and waits until the server has processed it:
-    /// a ping sent after it is answered only once everything before it went through.
+    /// a ping sent after it is answered only once everything before it went through. Presence
+    /// from the persona's own account arriving meanwhile is consumed: the server reflects the
+    /// new presence to the sender and shows it the account's other available resources
+    /// (RFC 6121 §4.2.2). Anything else before the ping's answer is an error.
     pub async fn send_presence(&mut self) -> anyhow::Result<()> {
         self.send("<presence/>").await?;
-        self.ping_server().await
+        let id = self
+            .send_iq(
+                "get",
+                Some(DOMAIN),
+                &format!("<ping xmlns='{}'/>", ns::PING),
+            )
+            .await?;
+        let own = self
+            .jid
+            .as_deref()
+            .and_then(|j| j.split('/').next())
+            .map(str::to_owned);
+        loop {
+            let got = self.next().await;
+            match &got {
+                Received::Event(StreamEvent::Element(e))
+                    if e.is("presence", ns::CLIENT)
+                        && own.is_some()
+                        && e.attr("from").and_then(|f| f.split('/').next()) == own.as_deref() => {}
+                Received::Event(StreamEvent::Element(e))
+                    if e.is("iq", ns::CLIENT) && e.attr("id") == Some(id.as_str()) =>
+                {
+                    if e.attr("type") != Some("result") {
+                        bail!("{}: ping answered {}", self.name, e.to_xml(ns::CLIENT));
+                    }
+                    return Ok(());
+                }
+                _ => return Err(self.complaint("own presence, then the ping's answer", &got)),
+            }
+        }
     }
 
     /// Closes the stream (RFC 6120 §4.4): sends `</stream:stream>` and expects the server's

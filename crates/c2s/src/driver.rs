@@ -458,7 +458,7 @@ impl Connection {
                         session: self.session,
                         stanza: &mut stanza,
                     };
-                    if services.modules.run(&mut ev).await == Flow::Continue {
+                    if services.modules.run(services, &mut ev).await == Flow::Continue {
                         self.ctx.router.route(stanza).await;
                     }
                 }
@@ -472,7 +472,7 @@ impl Connection {
                                 jid: &jid,
                                 element: &element,
                             };
-                            services.modules.run(&mut ev).await == Flow::Stop
+                            services.modules.run(services, &mut ev).await == Flow::Stop
                         }
                         None => false,
                     };

@@ -622,6 +622,14 @@ impl Machine {
     }
 
     fn on_stanza(&mut self, me: &FullJid, el: Element, out: &mut Vec<Action>) {
+        // Not a stanza: modules may take it (XEP-0352 `<active/>`); the driver ends the stream
+        // with unsupported-stanza-type (RFC 6120 §4.9.3.24) if none does.
+        let is_stanza =
+            el.ns == ns::CLIENT && matches!(el.name.as_str(), "message" | "presence" | "iq");
+        if !is_stanza {
+            out.push(Action::Nonza(el));
+            return;
+        }
         let mut stanza = match Stanza::parse(el, ns::CLIENT) {
             Ok(s) => s,
             // RFC 6120 §4.9.3.24
@@ -1053,13 +1061,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_top_level_elements_are_unsupported_stanza_type() {
-        // RFC 6120 §4.9.3.24
+    fn unknown_top_level_elements_are_offered_to_modules_as_nonzas() {
+        // RFC 6120 §4.9.3.24: the driver answers unsupported-stanza-type unless a module takes
+        // the element (Action::Nonza); the machine hands it over untouched.
         let mut h = Harness::bound(config());
-        closes_with(
-            &h.feed("<foo xmlns='urn:example'/>"),
-            "unsupported-stanza-type",
-        );
+        let a = h.feed("<foo xmlns='urn:example'/>");
+        assert_eq!(a, vec![Action::Nonza(Element::new("foo", "urn:example"))]);
+        assert!(h.m.is_bound());
     }
 
     #[test]

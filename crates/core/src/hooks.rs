@@ -5,7 +5,7 @@ use corvid_jid::{BareJid, FullJid};
 use corvid_stanza::Stanza;
 use corvid_xml::Element;
 
-use crate::SessionId;
+use crate::{Services, SessionId};
 
 /// Whether later hooks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,19 @@ pub enum Event<'a> {
         /// The stanza; hooks may change it.
         stanza: &'a mut Stanza,
     },
+    /// A stanza for a local account was put in the mailboxes of these sessions (after the
+    /// `deliver` hooks), fired once per routed stanza. Listen to act on who received it
+    /// (carbons: copy it to the account's other resources, XEP-0280 §6). The flow only decides
+    /// whether later listeners run.
+    Delivered {
+        /// The account addressed.
+        account: &'a BareJid,
+        /// The stanza as routed (before per-session `deliver` hooks changed their copies).
+        stanza: &'a Stanza,
+        /// The sessions that took it: into their mailbox, or a `deliver` listener took
+        /// responsibility (never empty).
+        sessions: &'a [SessionId],
+    },
     /// A session sent its initial available presence (RFC 6121 §4.2): listen to deliver
     /// offline messages and pending subscription requests.
     ResourceAvailable {
@@ -103,6 +116,7 @@ impl Event<'_> {
             Event::LocalInbound { .. } => "local-inbound",
             Event::OfflineMessage { .. } => "offline-message",
             Event::Deliver { .. } => "deliver",
+            Event::Delivered { .. } => "delivered",
             Event::ResourceAvailable { .. } => "resource-available",
             Event::ResourceBound { .. } => "resource-bound",
             Event::SessionClosed { .. } => "session-closed",
@@ -110,9 +124,17 @@ impl Event<'_> {
     }
 }
 
-/// A listener.
+/// A listener. Implement [`Hook::on_with`] when the listener needs the server (send stanzas,
+/// open stores, read the session table), else [`Hook::on`].
 #[async_trait]
 pub trait Hook: Send + Sync {
-    /// Handles the event.
-    async fn on(&self, event: &mut Event<'_>) -> Flow;
+    /// Handles the event. The default lets it pass.
+    async fn on(&self, _event: &mut Event<'_>) -> Flow {
+        Flow::Continue
+    }
+    /// Handles the event with the server's [`Services`] at hand; what the hook runner calls.
+    /// The default calls [`Hook::on`].
+    async fn on_with(&self, _services: &Services, event: &mut Event<'_>) -> Flow {
+        self.on(event).await
+    }
 }

@@ -191,11 +191,11 @@ impl Modules {
     pub fn specs(&self) -> &[(&'static str, Spec)] {
         &self.specs
     }
-    /// Runs the event's hooks by priority until one stops it.
-    pub async fn run(&self, event: &mut Event<'_>) -> Flow {
+    /// Runs the event's hooks by priority until one stops it; each sees `services`.
+    pub async fn run(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         if let Some(list) = self.hooks.get(event.name()) {
             for (_, h) in list {
-                if h.on(event).await == Flow::Stop {
+                if h.on_with(services, event).await == Flow::Stop {
                     return Flow::Stop;
                 }
             }

@@ -56,6 +56,14 @@ impl Server {
 
         let mut registrar = Registrar::new();
         for m in corvid_modules::defaults() {
+            // Offline storage takes its per-account quota from the settings.
+            let m: Arc<dyn corvid_core::Module> = if m.name() == "offline" {
+                Arc::new(corvid_modules::offline::Offline::with_limit(
+                    settings.limits.max_offline_messages,
+                ))
+            } else {
+                m
+            };
             registrar.install(m);
         }
         let modules = Arc::new(registrar.freeze());

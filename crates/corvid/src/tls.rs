@@ -155,3 +155,49 @@ pub fn server_end_point(der: &[u8]) -> Option<Vec<u8>> {
         _ => Sha512::digest(der).to_vec(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_certificate_is_kept_in_the_data_folder_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let domains = vec!["localhost".to_string()];
+        let first = material("", "", dir.path(), &domains).unwrap();
+        let cert = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
+        let second = material("", "", dir.path(), &domains).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap(), cert, "not regenerated");
+        assert_eq!(first.server_end_point, second.server_end_point);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("tls/self-signed.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the private key must not be readable by others");
+        }
+    }
+
+    #[test]
+    fn tls_server_end_point_is_the_sha256_of_an_ecdsa_sha256_certificate() {
+        // RFC 5929 §4.1: the certificate's signature hash (SHA-256 here).
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let der = c.cert.der().to_vec();
+        assert_eq!(server_end_point(&der), Some(Sha256::digest(&der).to_vec()));
+        assert_eq!(server_end_point(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn configured_pem_files_are_loaded_and_bad_ones_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = rcgen::generate_simple_self_signed(vec!["example.org".into()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, c.cert.pem()).unwrap();
+        std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+        let m = material(cert.to_str().unwrap(), key.to_str().unwrap(), dir.path(), &[]);
+        assert!(m.is_ok());
+        assert!(!dir.path().join("tls").exists(), "no self-signed certificate when one is configured");
+        std::fs::write(&key, "garbage").unwrap();
+        let err = material(cert.to_str().unwrap(), key.to_str().unwrap(), dir.path(), &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("tls.key_file"), "{err:#}");
+    }
+}

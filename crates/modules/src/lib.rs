@@ -52,6 +52,7 @@ pub fn defaults() -> Vec<Arc<dyn Module>> {
         Arc::new(last::LastActivity::default()),
         Arc::new(offline::Offline::default()),
         Arc::new(ping::Ping),
+        Arc::new(roster::Roster::default()),
         Arc::new(session::LegacySession),
         Arc::new(stanza_id::StanzaId::default()),
         Arc::new(time::EntityTime::default()),

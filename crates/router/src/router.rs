@@ -129,7 +129,7 @@ impl Router {
             }
         }
         let mut ev = Event::ResourceBound { jid: &jid, session };
-        self.services().modules.run(&mut ev).await;
+        self.run_hooks(&mut ev).await;
         Ok(())
     }
 
@@ -142,7 +142,7 @@ impl Router {
             .remove(&session);
         self.registry.unbind(jid, session).await;
         let mut ev = Event::SessionClosed { jid, session };
-        self.services().modules.run(&mut ev).await;
+        self.run_hooks(&mut ev).await;
     }
 
     /// Routes a stanza whose `from` is already stamped (RFC 6120 §8.1.2.1). Replies and errors
@@ -201,7 +201,7 @@ impl Router {
                 account,
                 stanza: &mut stanza,
             };
-            if services.modules.run(&mut ev).await == Flow::Stop {
+            if services.modules.run(services, &mut ev).await == Flow::Stop {
                 return None;
             }
         }
@@ -213,7 +213,7 @@ impl Router {
             account_exists,
         );
         match decision {
-            Decision::Deliver(routes) => self.deliver(stanza, routes).await,
+            Decision::Deliver(routes) => self.deliver(target.as_ref(), stanza, routes).await,
             Decision::Server(target) => self.handle_iq(target, stanza).await,
             Decision::Broadcast => {
                 self.presence_broadcast(&stanza).await;
@@ -227,7 +227,7 @@ impl Router {
                         account,
                         stanza: &stanza,
                     };
-                    if services.modules.run(&mut ev).await == Flow::Stop {
+                    if services.modules.run(services, &mut ev).await == Flow::Stop {
                         return None;
                     }
                 }
@@ -250,9 +250,21 @@ impl Router {
         stanza.error_reply(&err)
     }
 
-    async fn deliver(&self, stanza: Stanza, routes: Vec<Route>) -> Option<Stanza> {
+    /// Runs the hooks of an event with this router's services.
+    async fn run_hooks(&self, event: &mut Event<'_>) -> Flow {
+        let services = self.services();
+        services.modules.run(services, event).await
+    }
+
+    async fn deliver(
+        &self,
+        account: Option<&BareJid>,
+        stanza: Stanza,
+        routes: Vec<Route>,
+    ) -> Option<Stanza> {
         let count = routes.len();
         let mut undelivered = 0;
+        let mut delivered = Vec::with_capacity(count);
         for route in routes {
             // The original is kept for the error reply should nobody take it.
             let mut st = stanza.clone();
@@ -261,17 +273,30 @@ impl Router {
                 session: route.session,
                 stanza: &mut st,
             };
-            if self.services().modules.run(&mut ev).await == Flow::Stop {
+            if self.run_hooks(&mut ev).await == Flow::Stop {
+                // A listener took it (held back for this session, say): it counts as taken.
+                delivered.push(route.session);
                 continue;
             }
             let Some(mb) = self.mailbox(route.session) else {
                 undelivered += 1;
                 continue;
             };
-            if let Err(e) = mb.try_send(Outbound::Stanza(Box::new(st))) {
-                undelivered += 1;
-                warn!(what = "mailbox-full", session = %route.session, error = %e);
+            match mb.try_send(Outbound::Stanza(Box::new(st))) {
+                Ok(()) => delivered.push(route.session),
+                Err(e) => {
+                    undelivered += 1;
+                    warn!(what = "mailbox-full", session = %route.session, error = %e);
+                }
             }
+        }
+        if let (Some(account), false) = (account, delivered.is_empty()) {
+            let mut ev = Event::Delivered {
+                account,
+                stanza: &stanza,
+                sessions: &delivered,
+            };
+            self.run_hooks(&mut ev).await;
         }
         if undelivered == count {
             // Nobody could take it: tell the sender rather than drop it silently.
@@ -323,7 +348,7 @@ impl Router {
                 session: route.session,
                 priority,
             };
-            self.services().modules.run(&mut ev).await;
+            self.run_hooks(&mut ev).await;
         }
     }
 }

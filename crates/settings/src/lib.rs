@@ -109,6 +109,9 @@ pub struct LimitsConfig {
     pub max_resources_per_user: usize,
     /// Stanzas queued for one session before it is considered stuck and closed.
     pub session_queue: usize,
+    /// Messages stored for one offline account (XEP-0160); when full, senders get
+    /// `service-unavailable`.
+    pub max_offline_messages: usize,
 }
 
 /// Timeouts, in seconds.
@@ -198,6 +201,7 @@ impl Default for LimitsConfig {
             max_auth_attempts: 3,
             max_resources_per_user: 32,
             session_queue: 1024,
+            max_offline_messages: 1000,
         }
     }
 }

@@ -158,7 +158,8 @@ impl Settings {
             limits.session_queue,
             MIN_SESSION_QUEUE,
             "a smaller queue closes healthy sessions during presence bursts",
-        )
+        )?;
+        positive("limits.max_offline_messages", limits.max_offline_messages)
     }
 
     fn validate_timeouts(&self) -> Result<(), ConfigError> {
@@ -400,6 +401,11 @@ mod tests {
         assert_eq!(
             key_of(with(|s| s.limits.max_resources_per_user = 0)),
             "limits.max_resources_per_user"
+        );
+        assert!(with(|s| s.limits.max_offline_messages = 1).is_ok());
+        assert_eq!(
+            key_of(with(|s| s.limits.max_offline_messages = 0)),
+            "limits.max_offline_messages"
         );
     }
 

@@ -494,3 +494,31 @@ async fn unsubscribing_stops_the_presence_flow() {
     drain(&mut bob).await;
     alice.expect_silence(QUIET).await;
 }
+
+#[tokio::test]
+async fn entity_capabilities_in_presence_reach_contacts_untouched() {
+    // XEP-0115 §4: the server passes the client's <c/> through; the verification string and
+    // every attribute arrive byte for byte.
+    let server = server().await;
+    let (mut alice, _) = online(&server, "alice", "phone", "<presence/>").await;
+    let (mut bob, _) = online(&server, "bob", "laptop", "<presence/>").await;
+    befriend(&mut alice, &mut bob).await;
+    alice
+        .send(
+            "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' \
+             node='https://example.org/client' ver='QgayPKawpkPSDYmwT/WM94uAlu0='/></presence>",
+        )
+        .await
+        .unwrap();
+    let at_bob = drain(&mut bob).await;
+    let p = at_bob
+        .iter()
+        .find(|e| e.name == "presence" && e.attr("from") == Some("alice@localhost/phone"))
+        .expect("bob sees alice's presence");
+    let c = p
+        .child("c", "http://jabber.org/protocol/caps")
+        .expect("caps kept");
+    assert_eq!(c.attr("ver"), Some("QgayPKawpkPSDYmwT/WM94uAlu0="));
+    assert_eq!(c.attr("hash"), Some("sha-1"));
+    assert_eq!(c.attr("node"), Some("https://example.org/client"));
+}

@@ -20,8 +20,9 @@ fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/.venv/bin/python")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slixmpp_clients_log_in_ping_and_chat() {
+/// Starts a server with `users`, runs `script HOST PORT` with the venv's Python, and checks it
+/// printed "interop ok".
+async fn run_script(script: &str, users: &[(&str, &str)]) {
     let py = python();
     assert!(
         py.exists(),
@@ -35,7 +36,7 @@ async fn slixmpp_clients_log_in_ping_and_chat() {
     settings.c2s.starttls_listen = "127.0.0.1:0".into();
     settings.c2s.direct_tls_listen = "127.0.0.1:0".into();
     let server = Server::start(settings).await.unwrap();
-    for (user, password) in [("juliet", "r0m30myr0m30"), ("romeo", "secret")] {
+    for (user, password) in users {
         let creds = corvid_sasl::StoredCredentials::derive(password, 4096).unwrap();
         server
             .store()
@@ -45,7 +46,9 @@ async fn slixmpp_clients_log_in_ping_and_chat() {
             .unwrap();
     }
     let port = server.starttls_addr().unwrap().port();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/slixmpp_chat.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(script);
     let out = tokio::time::timeout(
         Duration::from_secs(90),
         tokio::task::spawn_blocking(move || {
@@ -67,4 +70,20 @@ async fn slixmpp_clients_log_in_ping_and_chat() {
         "slixmpp failed:\n{stdout}\n{stderr}"
     );
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slixmpp_clients_log_in_ping_and_chat() {
+    run_script(
+        "slixmpp_chat.py",
+        &[("juliet", "r0m30myr0m30"), ("romeo", "secret")],
+    )
+    .await;
+}
+
+/// RFC 6121 and the IM extensions with slixmpp: mutual subscription, presence, carbons on a
+/// second resource, offline delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slixmpp_clients_subscribe_see_presence_get_carbons_and_offline_messages() {
+    run_script("slixmpp_im.py", &[("alice", "alice-pw"), ("bob", "bob-pw")]).await;
 }

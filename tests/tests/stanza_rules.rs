@@ -137,11 +137,16 @@ async fn a_message_to_an_unknown_local_user_is_service_unavailable() {
 }
 
 #[tokio::test]
-async fn a_message_to_a_user_with_no_available_resource_is_service_unavailable() {
-    // RFC 6121 §8.5.2.2.1 (no offline storage yet): romeo is bound but sent no presence.
+async fn a_message_not_to_be_stored_for_a_user_with_no_available_resource_is_service_unavailable() {
+    // RFC 6121 §8.5.2.2.1: with no available resource a chat message is stored offline or
+    // refused with service-unavailable; one hinted <no-store/> (XEP-0334) must not be stored.
+    // romeo is bound but sent no presence, so he is not available.
     let (_server, mut juliet, mut romeo) = two().await;
     juliet
-        .send_message("romeo@localhost", "Hello?")
+        .send(
+            "<message to='romeo@localhost' type='chat' id='ns1'><body>Hello?</body>\
+             <no-store xmlns='urn:xmpp:hints'/></message>",
+        )
         .await
         .unwrap();
     juliet

@@ -8,12 +8,36 @@ use corvid_core::{Registrar, Spec};
 /// Specifications implemented outside modules: the stream, TLS, SASL and JID layers.
 pub const CORE_SPECS: &[Spec] = &[
     // Server-to-server is not built yet, hence partial.
-    Spec { id: "RFC 6120", version: "1.0", status: "partial" },
-    Spec { id: "RFC 7622", version: "1.0", status: "complete" },
-    Spec { id: "RFC 7677", version: "1.0", status: "complete" },
-    Spec { id: "RFC 9266", version: "1.0", status: "complete" },
-    Spec { id: "XEP-0368", version: "1.1.0", status: "complete" },
-    Spec { id: "XEP-0440", version: "0.4.0", status: "complete" },
+    Spec {
+        id: "RFC 6120",
+        version: "1.0",
+        status: "partial",
+    },
+    Spec {
+        id: "RFC 7622",
+        version: "1.0",
+        status: "complete",
+    },
+    Spec {
+        id: "RFC 7677",
+        version: "1.0",
+        status: "complete",
+    },
+    Spec {
+        id: "RFC 9266",
+        version: "1.0",
+        status: "complete",
+    },
+    Spec {
+        id: "XEP-0368",
+        version: "1.1.0",
+        status: "complete",
+    },
+    Spec {
+        id: "XEP-0440",
+        version: "0.4.0",
+        status: "complete",
+    },
 ];
 
 /// Every specification of a node with the default modules, sorted and without duplicates
@@ -32,7 +56,10 @@ pub fn specs() -> Vec<Spec> {
 }
 
 fn sort_key(id: &str) -> (u8, u32) {
-    let (kind, num) = id.split_once(' ').or_else(|| id.split_once('-')).unwrap_or((id, "0"));
+    let (kind, num) = id
+        .split_once(' ')
+        .or_else(|| id.split_once('-'))
+        .unwrap_or((id, "0"));
     let rank = if kind == "RFC" { 0 } else { 1 };
     (rank, num.parse().unwrap_or(u32::MAX))
 }
@@ -41,7 +68,8 @@ fn resource(id: &str) -> Option<String> {
     if let Some(n) = id.strip_prefix("RFC ") {
         return Some(format!("https://www.rfc-editor.org/info/rfc{n}"));
     }
-    id.strip_prefix("XEP-").map(|n| format!("https://xmpp.org/extensions/xep-{n}.html"))
+    id.strip_prefix("XEP-")
+        .map(|n| format!("https://xmpp.org/extensions/xep-{n}.html"))
 }
 
 /// The DOAP document.
@@ -59,11 +87,19 @@ pub fn render(specs: &[Spec]) -> String {
         "    <category rdf:resource='https://linkmauve.fr/ns/xmpp-doap#category-server'/>\n",
     ));
     for spec in specs {
-        let Some(url) = resource(spec.id) else { continue };
+        let Some(url) = resource(spec.id) else {
+            continue;
+        };
         s.push_str("    <implements>\n      <xmpp:SupportedXep>\n");
         s.push_str(&format!("        <xmpp:xep rdf:resource='{url}'/>\n"));
-        s.push_str(&format!("        <xmpp:version>{}</xmpp:version>\n", spec.version));
-        s.push_str(&format!("        <xmpp:status>{}</xmpp:status>\n", spec.status));
+        s.push_str(&format!(
+            "        <xmpp:version>{}</xmpp:version>\n",
+            spec.version
+        ));
+        s.push_str(&format!(
+            "        <xmpp:status>{}</xmpp:status>\n",
+            spec.status
+        ));
         s.push_str("      </xmpp:SupportedXep>\n    </implements>\n");
     }
     s.push_str("  </Project>\n</rdf:RDF>\n");

@@ -167,13 +167,24 @@ mod tests {
         let first = material("", "", dir.path(), &domains).unwrap();
         let cert = std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap();
         let second = material("", "", dir.path(), &domains).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap(), cert, "not regenerated");
+        assert_eq!(
+            std::fs::read(dir.path().join("tls/self-signed.crt")).unwrap(),
+            cert,
+            "not regenerated"
+        );
         assert_eq!(first.server_end_point, second.server_end_point);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join("tls/self-signed.key")).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "the private key must not be readable by others");
+            let mode = std::fs::metadata(dir.path().join("tls/self-signed.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "the private key must not be readable by others"
+            );
         }
     }
 
@@ -193,11 +204,26 @@ mod tests {
         let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
         std::fs::write(&cert, c.cert.pem()).unwrap();
         std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
-        let m = material(cert.to_str().unwrap(), key.to_str().unwrap(), dir.path(), &[]);
+        let m = material(
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            dir.path(),
+            &[],
+        );
         assert!(m.is_ok());
-        assert!(!dir.path().join("tls").exists(), "no self-signed certificate when one is configured");
+        assert!(
+            !dir.path().join("tls").exists(),
+            "no self-signed certificate when one is configured"
+        );
         std::fs::write(&key, "garbage").unwrap();
-        let err = material(cert.to_str().unwrap(), key.to_str().unwrap(), dir.path(), &[]).err().unwrap();
+        let err = material(
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            dir.path(),
+            &[],
+        )
+        .err()
+        .unwrap();
         assert!(format!("{err:#}").contains("tls.key_file"), "{err:#}");
     }
 }

@@ -183,13 +183,83 @@ async fn roster_get_with_current_ver_returns_empty_result() {
     let same = roster_get(&mut phone, Some(&ver)).await;
     assert!(same.child_elements().next().is_none(), "empty result");
 
-    roster_set(&mut phone, "<item jid='bob@localhost'/>").await;
-    let newer = roster_get(&mut phone, Some(&ver)).await;
-    let q = newer
+    // A version nobody issued: the full roster.
+    let unknown = roster_get(&mut phone, Some("not-a-version")).await;
+    assert!(unknown.child("query", NS_ROSTER).is_some(), "full roster");
+}
+
+#[tokio::test]
+async fn roster_get_with_an_old_ver_gets_the_changes_as_pushes() {
+    // XEP-0237 §4 / RFC 6121 §2.6.3: an out-of-date cache gets an empty result, then one push
+    // per change since that version (additions, updates and removals), the last one carrying
+    // the current version.
+    let server = server().await;
+    let mut phone = login(&server, "alice", "phone").await;
+    roster_set(&mut phone, "<item jid='carol@localhost'/>").await;
+    let q = roster_get(&mut phone, Some("")).await;
+    let old = q
         .child("query", NS_ROSTER)
-        .expect("out of date: the full roster");
-    assert_ne!(q.attr("ver"), Some(ver.as_str()));
-    assert_eq!(items(&newer)[0].attr("jid"), Some("bob@localhost"));
+        .unwrap()
+        .attr("ver")
+        .unwrap()
+        .to_owned();
+
+    roster_set(&mut phone, "<item jid='bob@localhost' name='Bob'/>").await;
+    roster_set(&mut phone, "<item jid='dave@localhost'/>").await;
+    roster_set(
+        &mut phone,
+        "<item jid='carol@localhost' subscription='remove'/>",
+    )
+    .await;
+    let current = roster_get(&mut phone, Some("")).await;
+    let current_ver = current
+        .child("query", NS_ROSTER)
+        .unwrap()
+        .attr("ver")
+        .unwrap()
+        .to_owned();
+
+    // A second resource that cached `old`.
+    let mut tablet = login(&server, "alice", "tablet").await;
+    let id = tablet
+        .send_iq(
+            "get",
+            None,
+            &format!("<query xmlns='{NS_ROSTER}' ver='{old}'/>"),
+        )
+        .await
+        .unwrap();
+    let got = drain(&mut tablet).await;
+    let result = &got[0];
+    assert_eq!(
+        result.attr("id"),
+        Some(id.as_str()),
+        "the result comes first: {got:?}"
+    );
+    assert_eq!(result.attr("type"), Some("result"));
+    assert!(result.child_elements().next().is_none(), "an empty result");
+    let changes = pushes(&got[1..]);
+    let summary: Vec<_> = changes
+        .iter()
+        .map(|(item, _)| {
+            (
+                item.attr("jid").unwrap().to_owned(),
+                item.attr("subscription").map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("bob@localhost".to_owned(), Some("none".to_owned())),
+            ("dave@localhost".to_owned(), Some("none".to_owned())),
+            ("carol@localhost".to_owned(), Some("remove".to_owned())),
+        ]
+    );
+    assert_eq!(
+        changes.last().unwrap().1.as_deref(),
+        Some(current_ver.as_str())
+    );
 }
 
 #[tokio::test]

@@ -49,6 +49,13 @@ pub type IqOutcome = Result<Option<Element>, StanzaError>;
 pub trait IqHandler: Send + Sync {
     /// Handles a `get` or `set` IQ (its single payload child is `iq.iq_payload()`).
     async fn handle(&self, services: &Services, iq: &Stanza) -> IqOutcome;
+
+    /// Like [`IqHandler::handle`], plus stanzas to route right after the answer, in order
+    /// (e.g. XEP-0237: an empty roster result, then the changes as roster pushes). The default
+    /// has none.
+    async fn handle_then(&self, services: &Services, iq: &Stanza) -> (IqOutcome, Vec<Stanza>) {
+        (self.handle(services, iq).await, Vec::new())
+    }
 }
 
 /// A feature module. It sees the server only through what it registers and [`Services`].

@@ -149,15 +149,14 @@ impl Router {
     /// it causes are routed too; stanzas of type `error` are never answered with errors, so
     /// this terminates.
     pub async fn route(&self, stanza: Stanza) {
-        let mut queue = vec![stanza];
-        while let Some(st) = queue.pop() {
-            if let Some(reply) = self.route_one(st).await {
-                queue.push(reply);
-            }
+        let mut queue = std::collections::VecDeque::from([stanza]);
+        while let Some(st) = queue.pop_front() {
+            queue.extend(self.route_one(st).await);
         }
     }
 
-    async fn route_one(&self, stanza: Stanza) -> Option<Stanza> {
+    /// Routes one stanza; returns what it causes (replies, errors), to be routed in order.
+    async fn route_one(&self, stanza: Stanza) -> Vec<Stanza> {
         let services = self.services();
         let sender: Option<BareJid> = stanza
             .from()
@@ -184,7 +183,9 @@ impl Router {
                     Err(e) => {
                         warn!(what = "route-store-error", error = %e);
                         return self
-                            .error(&stanza, StanzaError::new(Condition::InternalServerError));
+                            .error(&stanza, StanzaError::new(Condition::InternalServerError))
+                            .into_iter()
+                            .collect();
                     }
                 },
                 None => false,
@@ -202,7 +203,7 @@ impl Router {
                 stanza: &mut stanza,
             };
             if services.modules.run(services, &mut ev).await == Flow::Stop {
-                return None;
+                return Vec::new();
             }
         }
         let decision = decide(
@@ -213,13 +214,16 @@ impl Router {
             account_exists,
         );
         match decision {
-            Decision::Deliver(routes) => self.deliver(target.as_ref(), stanza, routes).await,
+            Decision::Deliver(routes) => self
+                .deliver(target.as_ref(), stanza, routes)
+                .await
+                .into_iter()
+                .collect(),
             Decision::Server(target) => self.handle_iq(target, stanza).await,
             Decision::Broadcast => {
                 self.presence_broadcast(&stanza).await;
-                None
+                Vec::new()
             }
-            // Until an offline-storage module exists, RFC 6121 §8.5.2.2.1 says service-unavailable.
             // RFC 6121 §8.5.2.2.1: store it if a module can, else service-unavailable.
             Decision::Offline => {
                 if let Some(account) = target.as_ref() {
@@ -228,20 +232,28 @@ impl Router {
                         stanza: &stanza,
                     };
                     if services.modules.run(services, &mut ev).await == Flow::Stop {
-                        return None;
+                        return Vec::new();
                     }
                 }
                 self.error(&stanza, StanzaError::new(Condition::ServiceUnavailable))
+                    .into_iter()
+                    .collect()
             }
-            Decision::Remote => self.error(
-                &stanza,
-                StanzaError::new(Condition::RemoteServerNotFound)
-                    .with_text("server-to-server is not enabled"),
-            ),
-            Decision::Error(c) => self.error(&stanza, StanzaError::new(c)),
+            Decision::Remote => self
+                .error(
+                    &stanza,
+                    StanzaError::new(Condition::RemoteServerNotFound)
+                        .with_text("server-to-server is not enabled"),
+                )
+                .into_iter()
+                .collect(),
+            Decision::Error(c) => self
+                .error(&stanza, StanzaError::new(c))
+                .into_iter()
+                .collect(),
             Decision::Drop => {
                 debug!(what = "stanza-dropped", kind = stanza.kind().as_str());
-                None
+                Vec::new()
             }
         }
     }
@@ -305,20 +317,25 @@ impl Router {
         None
     }
 
-    async fn handle_iq(&self, target: IqTarget, iq: Stanza) -> Option<Stanza> {
+    async fn handle_iq(&self, target: IqTarget, iq: Stanza) -> Vec<Stanza> {
         let services = self.services();
         let (Some(ty), Some(payload)) = (iq.iq_type(), iq.iq_payload()) else {
-            return None;
+            return Vec::new();
         };
         let Some(handler) = services.modules.iq_handler(target, ty, payload) else {
             // RFC 6120 §8.4: a namespace nobody handles is service-unavailable.
-            return self.error(&iq, StanzaError::new(Condition::ServiceUnavailable));
+            return self
+                .error(&iq, StanzaError::new(Condition::ServiceUnavailable))
+                .into_iter()
+                .collect();
         };
         let handler = handler.clone();
-        match handler.handle(services, &iq).await {
+        let (outcome, then) = handler.handle_then(services, &iq).await;
+        let reply = match outcome {
             Ok(payload) => Some(iq.iq_result(payload)),
             Err(e) => self.error(&iq, e),
-        }
+        };
+        reply.into_iter().chain(then).collect()
     }
 
     /// Presence without `to` (RFC 6121 §4.2, §4.5): records availability and priority. The

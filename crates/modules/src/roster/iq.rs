@@ -23,6 +23,49 @@ fn internal(op: &str, e: &StoreError) -> StanzaError {
 
 #[async_trait]
 impl IqHandler for RosterIq {
+    /// A roster get with an out-of-date `ver` whose changes are known is answered the XEP-0237
+    /// way (§4 "roster pushes as the diff", RFC 6121 §2.6.3): an empty result, then one push per
+    /// changed or removed item, oldest first, the last carrying the current version.
+    async fn handle_then(&self, services: &Services, iq: &Stanza) -> (IqOutcome, Vec<Stanza>) {
+        let diff = match (iq.iq_type(), iq.from(), iq.iq_payload()) {
+            (Some(IqType::Get), Some(Jid::Full(from)), Some(query))
+                if iq
+                    .to()
+                    .is_none_or(|to| to == &Jid::Bare(from.bare().clone()))
+                    && query.child_elements().next().is_none() =>
+            {
+                match query.attr("ver").filter(|v| !v.is_empty()) {
+                    Some(ver) => store::changes_since(services, from.bare(), ver)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|changes| (from.clone(), changes)),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let Some((from, changes)) = diff else {
+            return (self.handle(services, iq).await, Vec::new());
+        };
+        if let Some(route) = services.registry.lookup(&from) {
+            // §2.2: the resource is now an interested resource.
+            self.0.sessions.set_interested(route.session);
+        }
+        let owner = from.bare();
+        let pushes = changes
+            .into_iter()
+            .map(|(ver, contact, item)| {
+                let el = match &item {
+                    Some(item) => payload::item_element(item),
+                    None => payload::removed_element(&contact),
+                };
+                payload::push(owner, &from, &corvid_core::random_id(9), &ver, el)
+            })
+            .collect();
+        (Ok(None), pushes)
+    }
+
     async fn handle(&self, services: &Services, iq: &Stanza) -> IqOutcome {
         let Some(Jid::Full(from)) = iq.from() else {
             return Err(StanzaError::new(Condition::Forbidden));
@@ -139,7 +182,7 @@ impl RosterIq {
         store::save_item(services, owner, &item)
             .await
             .map_err(|e| internal("save-item", &e))?;
-        let ver = store::bump_version(services, owner)
+        let ver = store::bump_version(services, owner, contact)
             .await
             .map_err(|e| internal("bump-version", &e))?;
         Ok((item, ver))
@@ -173,7 +216,7 @@ impl Inner {
             store::delete_request(services, owner, contact)
                 .await
                 .map_err(|e| internal("delete-request", &e))?;
-            let ver = store::bump_version(services, owner)
+            let ver = store::bump_version(services, owner, contact)
                 .await
                 .map_err(|e| internal("bump-version", &e))?;
             (item.state, ver)

@@ -26,6 +26,12 @@ pub const ROSTER_MAP: &str = "roster";
 pub const VERSION_KV: &str = "roster_version";
 /// The map store of unanswered inbound subscription requests.
 pub const PENDING_MAP: &str = "roster_pending";
+/// Map store: contact bare JID → the roster version (counter) of its last change, for
+/// XEP-0237 diffs. Entries outlive removed items (tombstones) until pruned.
+pub const CHANGES_MAP: &str = "roster_changes";
+/// Entries kept in [`CHANGES_MAP`] before the oldest are pruned (clients older than the
+/// pruned range get the full roster).
+const CHANGES_KEPT: usize = 2000;
 
 /// The format version written in every stored document.
 const FORMAT: u32 = 1;
@@ -87,6 +93,10 @@ struct StoredVersion {
     v: u32,
     epoch: String,
     n: u64,
+    /// Changes up to this counter were pruned from [`CHANGES_MAP`]: a client with an older
+    /// version cannot get a diff.
+    #[serde(default)]
+    floor: u64,
 }
 
 /// A stored subscription request.
@@ -216,6 +226,7 @@ async fn load_version(
                 v: FORMAT,
                 epoch: corvid_core::random_id(6),
                 n: 0,
+                floor: 0,
             },
             false,
         )),
@@ -236,14 +247,81 @@ pub(crate) async fn current_version(
     }
 }
 
-/// Moves the roster to a new version (every change that causes a roster push, §2.6.3) and
-/// returns it.
+/// Moves the roster to a new version (every change that causes a roster push, §2.6.3),
+/// records that `contact`'s item changed in it (for XEP-0237 diffs), and returns it.
 pub(crate) async fn bump_version(
     services: &Services,
     owner: &BareJid,
+    contact: &BareJid,
 ) -> Result<String, StoreError> {
-    let (v, _) = load_version(services, owner).await?;
+    let (mut v, _) = load_version(services, owner).await?;
+    let changes = services.store.map(CHANGES_MAP);
+    let next = v.n.saturating_add(1);
+    changes
+        .set(owner, &contact.to_string(), next.to_string().as_bytes())
+        .await?;
+    let all = changes.all(owner).await?;
+    if all.len() > CHANGES_KEPT {
+        // Keep the newest half; remember where the gap starts.
+        let mut counters: Vec<(u64, String)> = all
+            .into_iter()
+            .map(|(k, val)| (parse_counter(&val), k))
+            .collect();
+        counters.sort();
+        let cut = counters.len() - CHANGES_KEPT / 2;
+        for (n, key) in &counters[..cut] {
+            v.floor = v.floor.max(*n);
+            changes.delete(owner, key).await?;
+        }
+    }
     bump(services, owner, v, true).await
+}
+
+fn parse_counter(bytes: &[u8]) -> u64 {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What changed since the version a client cached (XEP-0237 §4, RFC 6121 §2.6.3), oldest first:
+/// each contact with the version of its change and its item (`None`: removed). `None` when no
+/// diff can be computed (another epoch, a version from the future, or pruned history): then the
+/// client gets the full roster.
+pub(crate) async fn changes_since(
+    services: &Services,
+    owner: &BareJid,
+    client_ver: &str,
+) -> Result<Option<Vec<(String, BareJid, Option<RosterItem>)>>, StoreError> {
+    let (v, stored) = load_version(services, owner).await?;
+    let Some((epoch, n)) = client_ver.rsplit_once('-') else {
+        return Ok(None);
+    };
+    let Ok(n) = n.parse::<u64>() else {
+        return Ok(None);
+    };
+    if !stored || epoch != v.epoch || n > v.n || n < v.floor {
+        return Ok(None);
+    }
+    let mut changed: Vec<(u64, String)> = services
+        .store
+        .map(CHANGES_MAP)
+        .all(owner)
+        .await?
+        .into_iter()
+        .map(|(k, val)| (parse_counter(&val), k))
+        .filter(|(c, _)| *c > n)
+        .collect();
+    changed.sort();
+    let mut out = Vec::with_capacity(changed.len());
+    for (c, key) in changed {
+        let Ok(contact) = key.parse::<BareJid>() else {
+            continue;
+        };
+        let item = load_item(services, owner, &contact).await?;
+        out.push((format!("{}-{c}", v.epoch), contact, item));
+    }
+    Ok(Some(out))
 }
 
 async fn bump(

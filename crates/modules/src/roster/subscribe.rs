@@ -68,7 +68,7 @@ async fn commit(
     item.state = new;
     store::save_item(services, owner, &item).await?;
     if push {
-        let ver = store::bump_version(services, owner).await?;
+        let ver = store::bump_version(services, owner, contact).await?;
         Ok(Some((item, ver)))
     } else {
         Ok(None)

@@ -127,8 +127,37 @@ pub trait ArchiveStore: Send + Sync {
     async fn clear(&self, user: &BareJid) -> StoreResult<()>;
 }
 
+/// Everything stored about one account, for moving it between backends
+/// (`corvid store migrate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserData {
+    /// The account.
+    pub jid: BareJid,
+    /// Its credentials.
+    pub credentials: StoredCredentials,
+    /// Key-value documents: (store name, value), sorted by store name.
+    pub kv: Vec<(String, Vec<u8>)>,
+    /// Map entries: (store name, key, value), sorted by store name then key.
+    pub maps: Vec<(String, String, Vec<u8>)>,
+    /// Archive items: (store name, id, value), sorted by store name then id.
+    pub archives: Vec<(String, u64, Vec<u8>)>,
+}
+
+/// Whole-account export and import, for migrations between backends.
+#[async_trait]
+pub trait Migration: Send + Sync {
+    /// Everything of one account, `None` if there is no such account.
+    async fn export_user(&self, jid: &BareJid) -> StoreResult<Option<UserData>>;
+    /// Writes an account and all of its data, replacing whatever that account had here, in as
+    /// few transactions as the backend allows. Archive ids are kept as they are, and ids the
+    /// store assigns later for that archive name are above them.
+    async fn import_user(&self, data: &UserData) -> StoreResult<()>;
+}
+
 /// A storage backend.
 pub trait Store: Send + Sync {
+    /// Export and import of whole accounts.
+    fn migration(&self) -> Arc<dyn Migration>;
     /// The account store.
     fn accounts(&self) -> Arc<dyn AccountStore>;
     /// The key-value store called `name` (created on first use).

@@ -48,6 +48,7 @@ mod archive;
 mod blocking;
 mod kv;
 mod map;
+mod migration;
 mod tables;
 
 use std::any::Any;
@@ -56,7 +57,9 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use corvid_storage::{AccountStore, ArchiveStore, KeyValueStore, MapStore, Store, StoreError};
+use corvid_storage::{
+    AccountStore, ArchiveStore, KeyValueStore, MapStore, Migration, Store, StoreError,
+};
 use redb::{Database, DatabaseError, ReadableTable};
 
 use crate::accounts::EmbeddedAccounts;
@@ -128,6 +131,9 @@ impl fmt::Debug for EmbeddedStore {
 }
 
 impl Store for EmbeddedStore {
+    fn migration(&self) -> Arc<dyn Migration> {
+        Arc::new(migration::EmbeddedMigration::new(Arc::clone(&self.db)))
+    }
     fn accounts(&self) -> Arc<dyn AccountStore> {
         Arc::new(EmbeddedAccounts::new(Arc::clone(&self.db)))
     }

@@ -35,23 +35,32 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let env = environment()?;
-    let settings = corvid_settings::load(cli.config.as_deref(), &env)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    // `store …` commands name their configurations themselves, so only the other commands load
+    // the global one: a --config (or CORVID_CONFIG) that does not load must not stop a migration.
+    let settings = || corvid_settings::load(cli.config.as_deref(), &env);
     match cli.command {
         Command::Serve => {
+            let settings = settings()?;
             init_tracing(&settings.log)?;
             runtime.block_on(serve(settings))
         }
         Command::Doap => {
+            settings()?;
             print!("{}", corvid::doap::render(&corvid::doap::specs()));
             Ok(())
         }
         Command::User(command) => {
+            let settings = settings()?;
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             runtime.block_on(cli::run_user(&command, &settings, &mut out, &mut err))
+        }
+        Command::Store(command) => {
+            let mut out = std::io::stdout().lock();
+            runtime.block_on(cli::run_store(&command, &env, &mut out))
         }
     }
 }

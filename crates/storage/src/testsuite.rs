@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use corvid_jid::BareJid;
 use corvid_sasl::{ScramKeys, StoredCredentials};
 
-use crate::{ImportReport, Store, StoreError, StoreResult};
+use crate::{ImportReport, Store, StoreError, StoreResult, UserData};
 
 /// Runs every case, one after the other, on `store`.
 pub async fn run_all(store: Arc<dyn Store>) {
@@ -52,7 +52,12 @@ pub async fn run_all(store: Arc<dyn Store>) {
     archive_isolated_between_users_and_store_names(store.clone()).await;
     archive_concurrent_appends_lose_nothing(store.clone()).await;
     archive_concurrent_appends_respect_max_items(store.clone()).await;
-    values_of_any_size_and_content_round_trip(store).await;
+    values_of_any_size_and_content_round_trip(store.clone()).await;
+    migration_export_of_unknown_user_is_none(store.clone()).await;
+    migration_export_then_import_after_delete_restores_identical_data(store.clone()).await;
+    migration_import_replaces_previous_data(store.clone()).await;
+    migration_archive_appends_after_import_get_higher_ids(store.clone()).await;
+    migration_export_lists_store_names_sorted(store).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1103,6 +1108,418 @@ pub async fn values_of_any_size_and_content_round_trip(store: Arc<dyn Store>) {
             "range",
         );
         assert_eq!(back, vec![(id, value)], "archive value");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migration
+// ---------------------------------------------------------------------------------------------
+
+/// Exporting an account that does not exist (or no longer does) is `None`, even when the user
+/// once had data.
+pub async fn migration_export_of_unknown_user_is_none(store: Arc<dyn Store>) {
+    let migration = store.migration();
+    let nobody = user("exportnone", "nobody", DOMAIN);
+    assert_eq!(
+        ok(migration.export_user(&nobody).await, "export"),
+        None,
+        "export of an unknown user must be None"
+    );
+    let gone = user("exportnone", "gone", DOMAIN);
+    ok(store.accounts().create(&gone, &creds(1)).await, "create");
+    ok(
+        store
+            .kv(&format!("kv-{}", nonce()))
+            .set(&gone, b"doc")
+            .await,
+        "kv set",
+    );
+    ok(store.accounts().delete(&gone).await, "delete");
+    assert_eq!(
+        ok(migration.export_user(&gone).await, "export"),
+        None,
+        "export of a deleted user must be None"
+    );
+}
+
+/// Export, delete the account, import the export: the account and every kv document, map entry
+/// and archive item (with its id, gaps included) are back, identical and readable through the
+/// ordinary stores, and no neighbour's data came along.
+pub async fn migration_export_then_import_after_delete_restores_identical_data(
+    store: Arc<dyn Store>,
+) {
+    let (accounts, migration) = (store.accounts(), store.migration());
+    let tag = nonce();
+    let (kv_name, map_name, archive_name) = (
+        format!("vcard-{tag}"),
+        format!("roster-{tag}"),
+        format!("offline-{tag}"),
+    );
+    let kim = jid(&format!("kim{tag}@{DOMAIN}"));
+    // Neighbours whose keys start with kim's bytes must stay out of kim's export.
+    let kimberly = jid(&format!("kim{tag}x@{DOMAIN}"));
+    let kim_elsewhere = jid(&format!("kim{tag}@{DOMAIN}.other"));
+
+    for (who, seed) in [(&kim, 1), (&kimberly, 2), (&kim_elsewhere, 3)] {
+        ok(accounts.create(who, &creds(seed)).await, "create");
+        ok(store.kv(&kv_name).set(who, &[seed]).await, "kv set");
+        ok(store.map(&map_name).set(who, "x", &[seed]).await, "map set");
+        ok(
+            store
+                .archive(&archive_name)
+                .append(who, &[seed], None)
+                .await,
+            "append",
+        );
+    }
+    ok(
+        store
+            .map(&map_name)
+            .set(&kim, "romeo@montague.example", b"both")
+            .await,
+        "map set",
+    );
+    ok(
+        store.map(&map_name).set(&kim, "", b"empty key").await,
+        "map set",
+    );
+    let archive = store.archive(&archive_name);
+    let middle = ok(archive.append(&kim, b"middle", None).await, "append");
+    ok(archive.append(&kim, b"", None).await, "append");
+    ok(archive.remove(&kim, &[middle]).await, "remove");
+
+    let exported = ok(migration.export_user(&kim).await, "export")
+        .unwrap_or_else(|| panic!("export of an existing account must be Some"));
+    assert_eq!(exported.jid, kim, "exported jid");
+    assert_eq!(exported.credentials, creds(1), "exported credentials");
+    assert_eq!(
+        exported.kv,
+        vec![(kv_name.clone(), vec![1])],
+        "exported kv documents"
+    );
+    assert_eq!(
+        exported.maps,
+        vec![
+            (map_name.clone(), String::new(), b"empty key".to_vec()),
+            (
+                map_name.clone(),
+                "romeo@montague.example".into(),
+                b"both".to_vec()
+            ),
+            (map_name.clone(), "x".into(), vec![1]),
+        ],
+        "exported map entries"
+    );
+    let items = ok(archive.range(&kim, None, 10).await, "range");
+    assert_eq!(items.len(), 2, "two archive items remain");
+    let expected_archive: Vec<(String, u64, Vec<u8>)> = items
+        .iter()
+        .map(|(id, value)| (archive_name.clone(), *id, value.clone()))
+        .collect();
+    assert_eq!(
+        exported.archives, expected_archive,
+        "exported archive items, with their ids"
+    );
+
+    assert!(ok(accounts.delete(&kim).await, "delete"), "delete kim");
+    ok(migration.import_user(&exported).await, "import");
+
+    assert_eq!(
+        ok(migration.export_user(&kim).await, "export again"),
+        Some(exported),
+        "export after import must equal the export before"
+    );
+    assert_eq!(
+        ok(accounts.credentials(&kim).await, "read"),
+        Some(creds(1)),
+        "import must restore the credentials"
+    );
+    assert_eq!(
+        ok(store.kv(&kv_name).get(&kim).await, "kv get"),
+        Some(vec![1]),
+        "imported kv is readable"
+    );
+    assert_eq!(
+        ok(store.map(&map_name).all(&kim).await, "map all").len(),
+        3,
+        "imported map entries are readable"
+    );
+    assert_eq!(
+        ok(archive.range(&kim, None, 10).await, "range"),
+        items,
+        "imported archive items are readable under their ids"
+    );
+    assert_eq!(
+        ok(archive.count(&kim).await, "count"),
+        2,
+        "count must include imported items"
+    );
+    assert!(
+        ok(accounts.list().await, "list").contains(&kim),
+        "an imported account is listed"
+    );
+    for (who, seed) in [(&kimberly, 2u8), (&kim_elsewhere, 3)] {
+        assert_eq!(
+            ok(store.kv(&kv_name).get(who).await, "kv get"),
+            Some(vec![seed]),
+            "import of kim must not touch {who}"
+        );
+        assert_eq!(
+            ok(store.map(&map_name).all(who).await, "map all"),
+            vec![("x".to_owned(), vec![seed])],
+            "import of kim must not touch {who}"
+        );
+        assert_eq!(
+            ok(archive.count(who).await, "count"),
+            1,
+            "import of kim must not touch {who}"
+        );
+    }
+}
+
+/// Importing over an existing account replaces it whole: credentials, and every kv document,
+/// map entry and archive item it had are gone unless the import has them.
+pub async fn migration_import_replaces_previous_data(store: Arc<dyn Store>) {
+    let (accounts, migration) = (store.accounts(), store.migration());
+    let tag = nonce();
+    let (kv_name, other_kv) = (format!("kv-{tag}"), format!("kv-{tag}-other"));
+    let map_name = format!("map-{tag}");
+    let (archive_name, other_archive) = (format!("arc-{tag}"), format!("arc-{tag}-other"));
+    let lee = user("importreplace", "lee", DOMAIN);
+    ok(accounts.create(&lee, &creds(1)).await, "create");
+    ok(store.kv(&kv_name).set(&lee, b"old").await, "kv set");
+    ok(store.kv(&other_kv).set(&lee, b"old").await, "kv set");
+    ok(
+        store.map(&map_name).set(&lee, "k1", b"old").await,
+        "map set",
+    );
+    ok(
+        store.map(&map_name).set(&lee, "k2", b"old").await,
+        "map set",
+    );
+    ok(
+        store
+            .archive(&archive_name)
+            .append(&lee, b"old", None)
+            .await,
+        "append",
+    );
+    ok(
+        store
+            .archive(&other_archive)
+            .append(&lee, b"old", None)
+            .await,
+        "append",
+    );
+
+    let replacement = UserData {
+        jid: lee.clone(),
+        credentials: creds(2),
+        kv: vec![(kv_name.clone(), b"new".to_vec())],
+        maps: vec![(map_name.clone(), "k3".into(), b"new".to_vec())],
+        archives: vec![(archive_name.clone(), 5, b"new".to_vec())],
+    };
+    ok(migration.import_user(&replacement).await, "import");
+
+    assert_eq!(
+        ok(accounts.credentials(&lee).await, "read"),
+        Some(creds(2)),
+        "import must replace the credentials"
+    );
+    assert_eq!(
+        ok(store.kv(&kv_name).get(&lee).await, "kv get"),
+        Some(b"new".to_vec()),
+        "import must replace a kv document"
+    );
+    assert_eq!(
+        ok(store.kv(&other_kv).get(&lee).await, "kv get"),
+        None,
+        "a kv document the import lacks must be gone"
+    );
+    assert_eq!(
+        ok(store.map(&map_name).all(&lee).await, "map all"),
+        vec![("k3".to_owned(), b"new".to_vec())],
+        "old map keys must be gone, new ones there"
+    );
+    assert_eq!(
+        ok(
+            store.archive(&archive_name).range(&lee, None, 10).await,
+            "range"
+        ),
+        vec![(5, b"new".to_vec())],
+        "old archive items must be gone, imported ones there"
+    );
+    assert_eq!(
+        ok(store.archive(&archive_name).count(&lee).await, "count"),
+        1,
+        "count after a replacing import"
+    );
+    assert_eq!(
+        ok(store.archive(&other_archive).count(&lee).await, "count"),
+        0,
+        "an archive the import lacks must be emptied"
+    );
+    assert_eq!(
+        ok(migration.export_user(&lee).await, "export"),
+        Some(replacement.clone()),
+        "export after import is exactly what was imported"
+    );
+
+    // Importing the same data again changes nothing: re-running a migration is safe.
+    ok(migration.import_user(&replacement).await, "import again");
+    assert_eq!(
+        ok(migration.export_user(&lee).await, "export"),
+        Some(replacement),
+        "a repeated import is idempotent"
+    );
+}
+
+/// After an import, appends to an imported archive get ids above every imported id, and an
+/// import with low ids does not lower the ids the store hands out to anyone.
+pub async fn migration_archive_appends_after_import_get_higher_ids(store: Arc<dyn Store>) {
+    let migration = store.migration();
+    let name = format!("arc-{}", nonce());
+    let archive = store.archive(&name);
+    let mo = user("importids", "mo", DOMAIN);
+    let ned = user("importids", "ned", DOMAIN);
+
+    // A store name nobody has appended to yet, with ids far above anything it handed out.
+    let high = 1_000_000;
+    let imported = UserData {
+        jid: mo.clone(),
+        credentials: creds(1),
+        kv: Vec::new(),
+        maps: Vec::new(),
+        archives: vec![
+            (name.clone(), high - 10, b"a".to_vec()),
+            (name.clone(), high, b"b".to_vec()),
+        ],
+    };
+    ok(migration.import_user(&imported).await, "import");
+    let next = ok(archive.append(&mo, b"c", None).await, "append");
+    assert!(
+        next > high,
+        "an append after import must get an id above the imported ones ({next} <= {high})"
+    );
+    assert_eq!(
+        ok(archive.range(&mo, Some(high), 10).await, "range"),
+        vec![(next, b"c".to_vec())],
+        "the new item comes after the imported ones"
+    );
+    assert_eq!(ok(archive.count(&mo).await, "count"), 3);
+
+    // Low ids imported for another user must not make ned's ids go back.
+    let ned_last = ok(archive.append(&ned, b"n1", None).await, "append");
+    let low = UserData {
+        jid: user("importids", "ola", DOMAIN),
+        credentials: creds(2),
+        kv: Vec::new(),
+        maps: Vec::new(),
+        archives: vec![(name.clone(), 1, b"low".to_vec())],
+    };
+    ok(migration.import_user(&low).await, "import low ids");
+    let ned_next = ok(archive.append(&ned, b"n2", None).await, "append");
+    assert!(
+        ned_next > ned_last,
+        "an import with low ids must not lower the ids handed out ({ned_next} <= {ned_last})"
+    );
+
+    // Importing mo again with only the low ids leaves mo's later appends above all mo ever had.
+    let mut again = imported.clone();
+    again.archives = vec![(name.clone(), 2, b"low".to_vec())];
+    ok(migration.import_user(&again).await, "import again");
+    let after = ok(archive.append(&mo, b"d", None).await, "append");
+    assert!(
+        after > next,
+        "ids must not be reused after a replacing import ({after} <= {next})"
+    );
+}
+
+/// An export lists kv documents by store name, map entries by store name then key, and archive
+/// items by store name then id, whatever order they were written in, with names compared
+/// bytewise (`"A" < "a" < "a-" < "a2"`).
+pub async fn migration_export_lists_store_names_sorted(store: Arc<dyn Store>) {
+    let (accounts, migration) = (store.accounts(), store.migration());
+    let tag = nonce();
+    let pat = user("exportsorted", "pat", DOMAIN);
+    ok(accounts.create(&pat, &creds(1)).await, "create");
+    let names: Vec<String> = ["b", "a2", "A", "a-", "a"]
+        .iter()
+        .map(|suffix| format!("s{tag}{suffix}"))
+        .collect();
+    let keys = ["zed", "Bob", "al", "al2", "al-"];
+    for name in &names {
+        ok(store.kv(name).set(&pat, name.as_bytes()).await, "kv set");
+        for key in keys {
+            ok(
+                store.map(name).set(&pat, key, key.as_bytes()).await,
+                "map set",
+            );
+        }
+        for i in 0..3u8 {
+            ok(store.archive(name).append(&pat, &[i], None).await, "append");
+        }
+    }
+
+    let mut sorted = names.clone();
+    sorted.sort();
+    let mut sorted_keys = keys.to_vec();
+    sorted_keys.sort();
+    let exported = ok(migration.export_user(&pat).await, "export")
+        .unwrap_or_else(|| panic!("export of an existing account must be Some"));
+
+    let kv_names: Vec<&str> = exported.kv.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(kv_names, sorted, "kv sorted by store name");
+    for (name, value) in &exported.kv {
+        assert_eq!(value, name.as_bytes(), "kv value of {name}");
+    }
+    let map_rows: Vec<(&str, &str)> = exported
+        .maps
+        .iter()
+        .map(|(n, k, _)| (n.as_str(), k.as_str()))
+        .collect();
+    let expected_maps: Vec<(&str, &str)> = sorted
+        .iter()
+        .flat_map(|n| sorted_keys.iter().map(move |k| (n.as_str(), *k)))
+        .collect();
+    assert_eq!(
+        map_rows, expected_maps,
+        "map entries sorted by store name, then key"
+    );
+    let archive_names: Vec<&str> = exported
+        .archives
+        .iter()
+        .map(|(n, _, _)| n.as_str())
+        .collect();
+    let expected_names: Vec<&str> = sorted
+        .iter()
+        .flat_map(|n| std::iter::repeat_n(n.as_str(), 3))
+        .collect();
+    assert_eq!(
+        archive_names, expected_names,
+        "archive items sorted by store name"
+    );
+    for window in exported.archives.windows(2) {
+        if window[0].0 == window[1].0 {
+            assert!(
+                window[0].1 < window[1].1,
+                "archive items of one store sorted by id: {:?}",
+                exported.archives
+            );
+        }
+    }
+    for name in &names {
+        let values: Vec<Vec<u8>> = exported
+            .archives
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, _, v)| v.clone())
+            .collect();
+        assert_eq!(
+            values,
+            vec![vec![0], vec![1], vec![2]],
+            "archive items of {name}"
+        );
     }
 }
 

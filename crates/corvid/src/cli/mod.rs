@@ -1,22 +1,28 @@
-//! The command line: `corvid serve` and the admin commands (`corvid user …`).
+//! The command line: `corvid serve` and the admin commands (`corvid user …`, `corvid store …`).
 //!
 //! # Layout
-//! - this file: the clap parser ([`Cli`], [`Command`], [`UserCommand`]) and [`CliError`], which
-//!   decides the exit code (64 for a bad configuration or bad arguments, 1 for everything else).
+//! - this file: the clap parser ([`Cli`], [`Command`], [`UserCommand`], [`StoreCommand`]),
+//!   [`CliError`], which decides the exit code (64 for a bad configuration or bad arguments, 1 for
+//!   everything else), and `open_store`, the one place a command opens the configured backend.
 //! - `user.rs`: `user add|del|list|passwd` against an [`AccountStore`], and the JID rule every
 //!   user command shares (a localpart, and a domain this server hosts).
 //! - `import.rs`: `user import --csv`: streaming CSV, credentials derived on every core, batched
 //!   [`AccountStore::import`].
 //! - `password.rs`: where a password comes from (flag, terminal prompt twice, or one stdin line).
+//! - `store.rs`: `store migrate --from --to`: every account and its data, from one store into
+//!   another, through [`corvid_storage::Migration`].
 //!
 //! ```text
 //!   argv ─ clap ─▶ Cli ─ main.rs loads Settings (file ← CORVID__ env) ─┬─ serve ─▶ server::run
 //!                                                                      └─ user … ─▶ cli::run_user
-//!                                                                           └─ EmbeddedStore::open
+//!                                                                                    └─ open_store
+//!   store migrate ─ main.rs ─▶ cli::run_store ─ loads --from and --to ─▶ open_store (each)
 //! ```
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use corvid_settings::{ConfigError, Settings};
@@ -25,6 +31,7 @@ use corvid_store_embedded::EmbeddedStore;
 
 pub mod import;
 pub mod password;
+pub mod store;
 pub mod user;
 
 /// `EX_USAGE` from sysexits.h: bad arguments or a bad configuration.
@@ -59,6 +66,9 @@ pub enum Command {
     /// Manage accounts in the store the configuration names.
     #[command(subcommand)]
     User(UserCommand),
+    /// Work on whole stores (the global --config is not used: each command names its own).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print the DOAP description of the implemented RFCs and XEPs (the repository's doap.xml).
     Doap,
 }
@@ -100,6 +110,24 @@ pub enum UserCommand {
     },
 }
 
+/// `corvid store …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every account, with all of its data, from the store one configuration names into the
+    /// store another names. Accounts already in the destination are replaced by the source's
+    /// (so running it again is safe); accounts only the destination has are left alone. Stop the
+    /// servers using either store first: changes made while it runs may be missed.
+    Migrate {
+        /// TOML configuration naming the source store (its `[storage]` section). CORVID__
+        /// variables in the environment apply to both files.
+        #[arg(long, value_name = "CONFIG")]
+        from: PathBuf,
+        /// TOML configuration naming the destination store.
+        #[arg(long, value_name = "CONFIG")]
+        to: PathBuf,
+    },
+}
+
 /// Why a command failed; [`CliError::exit_code`] is what the process exits with.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -124,22 +152,48 @@ impl CliError {
     }
 }
 
-/// Runs a `corvid user …` command against the embedded store at `settings.storage.path`,
-/// printing results to `out` and skipped import lines to `err`.
+/// Runs a `corvid user …` command against the store `settings.storage` names, printing results
+/// to `out` and skipped import lines to `err`.
 pub async fn run_user(
     command: &UserCommand,
     settings: &Settings,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let store = EmbeddedStore::open(&settings.storage.path).map_err(|e| {
-        CliError::Runtime(format!(
-            "cannot open the store at {}: {e}",
-            settings.storage.path.display()
-        ))
-    })?;
-    let accounts: std::sync::Arc<dyn AccountStore> = store.accounts();
+    let store = open_store(settings).await?;
+    let accounts: Arc<dyn AccountStore> = store.accounts();
     user::run(command, settings, accounts.as_ref(), out, err).await
+}
+
+/// Runs a `corvid store …` command. Each configuration it names is loaded with `env` (the
+/// process environment) as `--config` is; results go to `out`.
+pub async fn run_store(
+    command: &StoreCommand,
+    env: &HashMap<String, String>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    store::run(command, env, out).await
+}
+
+/// Opens the backend `settings.storage` names. A backend this build cannot open is a
+/// configuration error (64); one that fails to open is a runtime error (1).
+// TODO(lead): switch to crate::storage::open
+async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
+    let storage = &settings.storage;
+    match storage.backend.as_str() {
+        "embedded" => {
+            let store = EmbeddedStore::open(&storage.path).map_err(|e| {
+                CliError::Runtime(format!(
+                    "cannot open the store at {}: {e}",
+                    storage.path.display()
+                ))
+            })?;
+            Ok(store)
+        }
+        other => Err(CliError::Usage(format!(
+            "storage backend {other} not supported by this build"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -217,6 +271,48 @@ mod tests {
     }
 
     #[test]
+    fn store_migrate_takes_two_configurations() {
+        let cli = parse(&["store", "migrate", "--from", "old.toml", "--to", "new.toml"]).unwrap();
+        assert_eq!(
+            store_command(cli),
+            Some(StoreCommand::Migrate {
+                from: "old.toml".into(),
+                to: "new.toml".into()
+            })
+        );
+        let cli = parse(&["store", "migrate", "--to", "b.toml", "--from", "a.toml"]).unwrap();
+        assert_eq!(
+            store_command(cli),
+            Some(StoreCommand::Migrate {
+                from: "a.toml".into(),
+                to: "b.toml".into()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_backend_is_a_configuration_error() {
+        let mut settings = Settings::default();
+        settings.storage.backend = "tape".into();
+        let err = match open_store(&settings).await {
+            Err(err) => err,
+            Ok(_) => panic!("a tape backend opened"),
+        };
+        assert_eq!(err.exit_code(), 64);
+        assert_eq!(
+            err.to_string(),
+            "storage backend tape not supported by this build"
+        );
+    }
+
+    fn store_command(cli: Cli) -> Option<StoreCommand> {
+        match cli.command {
+            Command::Store(command) => Some(command),
+            _ => None,
+        }
+    }
+
+    #[test]
     fn bad_arguments_are_rejected() {
         for args in [
             &[][..],
@@ -226,6 +322,13 @@ mod tests {
             &["user", "import"],
             &["user", "list", "extra"],
             &["user", "frobnicate"],
+            &["store"],
+            &["store", "migrate"],
+            &["store", "migrate", "--from", "a.toml"],
+            &["store", "migrate", "--to", "b.toml"],
+            &[
+                "store", "migrate", "--from", "a.toml", "--to", "b.toml", "extra",
+            ],
             &["serve", "--bogus"],
             &["serve", "--config"],
         ] {

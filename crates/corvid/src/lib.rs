@@ -3,10 +3,12 @@
 //! # Layout
 //! - `server.rs`: [`server::Server`]: starts a node from [`corvid_settings::Settings`].
 //! - `tls.rs`: certificate loading, or generation of a self-signed one.
+//! - `storage.rs`: [`storage::open`]: the backend `storage.backend` names (embedded or Redis).
 //! - `cli/`: the admin commands (`corvid user …`).
 //! - `doap.rs`: the DOAP description of what is implemented (`corvid doap`).
 
 pub mod cli;
 pub mod doap;
 pub mod server;
+pub mod storage;
 pub mod tls;

@@ -11,7 +11,6 @@ use corvid_jid::DomainPart;
 use corvid_router::{LocalRegistry, Router};
 use corvid_settings::Settings;
 use corvid_storage::Store;
-use corvid_store_embedded::EmbeddedStore;
 use corvid_xml::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,8 +34,7 @@ impl Server {
         settings
             .validate()
             .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
-        let store: Arc<dyn Store> = EmbeddedStore::open(&settings.storage.path)
-            .map_err(|e| anyhow::anyhow!("storage.path: {e}"))?;
+        let store: Arc<dyn Store> = crate::storage::open(&settings).await?;
         let domains: Arc<[DomainPart]> = settings
             .server
             .domains

@@ -87,10 +87,35 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `embedded` (the only backend so far).
+    /// `embedded` (an on-disk database for one node) or `redis` (shared by every node).
     pub backend: String,
-    /// Data folder of the embedded store (also holds a generated certificate).
+    /// Data folder of the embedded store (also holds a generated certificate, whatever the
+    /// backend).
     pub path: PathBuf,
+    /// The Redis backend (used when `backend` is `redis`; checked always).
+    pub redis: RedisConfig,
+}
+
+/// How to reach the Redis that stores accounts and user data.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, `redis://user:password@host:port/db` for ACL authentication, or
+    /// `rediss://…` for TLS. The password is never logged.
+    pub url: String,
+    /// First part of every key, so several deployments can share one Redis. Non-empty, no
+    /// spaces or braces.
+    pub key_prefix: String,
+    /// Multiplexed connections each node keeps open, used in turn.
+    pub connections: usize,
+    /// Milliseconds allowed to establish a connection.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds allowed for each store operation; past it the operation fails (a login
+    /// gets `temporary-auth-failure`) instead of waiting on a dead Redis.
+    pub command_timeout_ms: u64,
+    /// PEM file with the CA certificate(s) that signed the Redis server's certificate, for a
+    /// private CA; empty uses the system's roots. Only with a `rediss://` URL.
+    pub tls_ca_file: String,
 }
 
 /// Limits on what a client controls.
@@ -189,6 +214,19 @@ impl Default for StorageConfig {
         Self {
             backend: "embedded".into(),
             path: PathBuf::from("./data"),
+            redis: RedisConfig::default(),
+        }
+    }
+}
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/0".into(),
+            key_prefix: "corvid".into(),
+            connections: 4,
+            connect_timeout_ms: 2000,
+            command_timeout_ms: 1000,
+            tls_ca_file: String::new(),
         }
     }
 }

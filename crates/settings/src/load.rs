@@ -323,8 +323,12 @@ mod tests {
                 ("version", _) => "1",
                 ("log.format", _) => "json",
                 ("log.level", _) => "warn",
-                ("storage.backend", _) => "embedded",
+                ("storage.backend", _) => "redis",
                 ("storage.path", _) => "/srv/corvid",
+                ("storage.redis.url", _) => "rediss://corvid:pw@redis.example:6380/1",
+                ("storage.redis.key_prefix", _) => "corvid-test",
+                ("storage.redis.connections", _) => "8",
+                ("storage.redis.tls_ca_file", _) => continue, // needs a real file; see below
                 ("c2s.starttls_listen", _) => "127.0.0.1:15222",
                 ("c2s.direct_tls_listen", _) => "[::1]:15223",
                 ("tls.cert_file" | "tls.key_file", _) => continue, // need real files; see tls test
@@ -336,11 +340,47 @@ mod tests {
             };
             let settings =
                 load(None, &env(&[(&name, value)])).unwrap_or_else(|e| panic!("{name}: {e}"));
-            // Only one value is valid for these two, and it is the default.
-            if !matches!(key.as_str(), "version" | "storage.backend") {
+            // Only one value is valid for this one, and it is the default.
+            if key != "version" {
                 assert_ne!(settings, defaults, "{name}={value} changed nothing");
             }
         }
+    }
+
+    #[test]
+    fn nested_redis_keys_come_from_the_file_and_the_environment() {
+        let settings = load_text(
+            "[storage]\nbackend = \"redis\"\n[storage.redis]\nurl = \"redis://file:6379/0\"\nkey_prefix = \"file\"\n",
+            &[
+                ("CORVID__STORAGE__REDIS__URL", "rediss://u:p@env.example:6380/3"),
+                ("CORVID__STORAGE__REDIS__COMMAND_TIMEOUT_MS", "250"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(settings.storage.backend, "redis");
+        assert_eq!(
+            settings.storage.redis.url,
+            "rediss://u:p@env.example:6380/3"
+        );
+        assert_eq!(settings.storage.redis.key_prefix, "file");
+        assert_eq!(settings.storage.redis.command_timeout_ms, 250);
+        assert_eq!(
+            settings.storage.redis.connections,
+            Settings::default().storage.redis.connections
+        );
+        let err = load(None, &env(&[("CORVID__STORAGE__REDIS__BOGUS", "1")])).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::UnknownKey {
+                key: "storage.redis.bogus".into()
+            }
+        );
+        let err = load_text("[storage.redis]\nconnections = \"4\"\n", &[]).unwrap_err();
+        assert_eq!(invalid_key(Err(err)), "storage.redis.connections");
+        assert_eq!(
+            invalid_key(load(None, &env(&[("CORVID__STORAGE__REDIS", "x")]))),
+            "storage.redis"
+        );
     }
 
     #[test]
@@ -464,7 +504,15 @@ mod tests {
                 "[tls]\ncert_file = \"/nonexistent/cert.pem\"",
                 "tls.key_file",
             ),
-            ("[storage]\nbackend = \"redis\"", "storage.backend"),
+            ("[storage]\nbackend = \"postgres\"", "storage.backend"),
+            (
+                "[storage.redis]\nurl = \"127.0.0.1:6379\"",
+                "storage.redis.url",
+            ),
+            (
+                "[storage.redis]\ncommand_timeout_ms = 0",
+                "storage.redis.command_timeout_ms",
+            ),
             (
                 "[limits]\nmax_stanza_bytes = 9999",
                 "limits.max_stanza_bytes",

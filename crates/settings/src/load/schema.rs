@@ -382,8 +382,14 @@ mod tests {
         assert_eq!(find("storage.path"), Some(Kind::Str));
         assert_eq!(find("log.format"), Some(Kind::Str));
         assert_eq!(find("c2s.bogus"), None);
-        // 1 + domains + 7 c2s + 2 tls + 2 storage + 7 limits + 4 timeouts + 2 auth + 2 log.
-        assert_eq!(keys.len(), 28, "{keys:?}");
+        assert_eq!(find("storage.redis.url"), Some(Kind::Str));
+        assert_eq!(
+            find("storage.redis.command_timeout_ms"),
+            Some(Kind::UInt { max: u64::MAX })
+        );
+        // 1 + domains + 7 c2s + 2 tls + 2 storage + 6 storage.redis + 7 limits + 4 timeouts
+        // + 2 auth + 2 log.
+        assert_eq!(keys.len(), 34, "{keys:?}");
     }
 
     #[test]

@@ -8,7 +8,11 @@ use crate::load::ConfigError;
 use crate::{Settings, CONFIG_VERSION};
 
 /// Storage backends this build can open.
-const BACKENDS: &[&str] = &["embedded"];
+const BACKENDS: &[&str] = &["embedded", "redis"];
+/// URL schemes of `storage.redis.url`: plain and TLS.
+const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://"];
+/// Redis connections are multiplexed: past a few, more only cost sockets on the Redis side.
+const MAX_REDIS_CONNECTIONS: usize = 64;
 /// Log output formats.
 const LOG_FORMATS: &[&str] = &["text", "json"];
 /// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
@@ -124,6 +128,57 @@ impl Settings {
         }
         if self.storage.path.as_os_str().is_empty() {
             return invalid("storage.path", "must not be empty");
+        }
+        self.validate_redis()
+    }
+
+    /// The Redis section is checked whatever the backend, so a mistake in it shows before the
+    /// day the backend is switched. The URL may hold a password: it is never echoed.
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let redis = &self.storage.redis;
+        let Some(scheme) = REDIS_SCHEMES.iter().find(|s| redis.url.starts_with(**s)) else {
+            return invalid(
+                "storage.redis.url",
+                "must start with redis:// (or rediss:// for TLS), e.g. redis://127.0.0.1:6379/0",
+            );
+        };
+        if redis.url.len() == scheme.len() {
+            return invalid("storage.redis.url", "names no host after the scheme");
+        }
+        let prefix = &redis.key_prefix;
+        if prefix.is_empty() {
+            return invalid("storage.redis.key_prefix", "must not be empty");
+        }
+        if let Some(c) = prefix
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '{' | '}'))
+        {
+            return invalid(
+                "storage.redis.key_prefix",
+                format!(
+                    "contains {c:?}; spaces, control characters and braces (Redis Cluster hash tags) are not allowed"
+                ),
+            );
+        }
+        if !(1..=MAX_REDIS_CONNECTIONS).contains(&redis.connections) {
+            return invalid(
+                "storage.redis.connections",
+                format!(
+                    "{} is outside 1..={MAX_REDIS_CONNECTIONS}",
+                    redis.connections
+                ),
+            );
+        }
+        positive("storage.redis.connect_timeout_ms", redis.connect_timeout_ms)?;
+        positive("storage.redis.command_timeout_ms", redis.command_timeout_ms)?;
+        if !redis.tls_ca_file.is_empty() {
+            if *scheme != "rediss://" {
+                return invalid(
+                    "storage.redis.tls_ca_file",
+                    "is set, so storage.redis.url must start with rediss:// (TLS)",
+                );
+            }
+            check_file_exists("storage.redis.tls_ca_file", &redis.tls_ca_file)?;
         }
         Ok(())
     }
@@ -420,6 +475,68 @@ mod tests {
     }
 
     #[test]
+    fn redis_section() {
+        let ok = |change: fn(&mut Settings)| assert!(with(change).is_ok());
+        ok(|s| s.storage.redis.url = "rediss://corvid:pw@redis.example:6380/2".into());
+        ok(|s| s.storage.redis.key_prefix = "tenant-7:xmpp".into());
+        ok(|s| s.storage.redis.connections = 64);
+        let key = |change: fn(&mut Settings)| key_of(with(change));
+        for url in [
+            "",
+            "redis://",
+            "http://127.0.0.1",
+            "127.0.0.1:6379",
+            "REDIS://h",
+        ] {
+            let err = with(|s| s.storage.redis.url = url.into()).unwrap_err();
+            assert_eq!(key_of(Err(err)), "storage.redis.url", "{url:?}");
+        }
+        let secret = with(|s| s.storage.redis.url = "http://u:hunter2@h".into()).unwrap_err();
+        assert!(!secret.to_string().contains("hunter2"), "{secret}");
+        for prefix in ["", "a b", "a{b}", "a\tb"] {
+            let err = with(|s| s.storage.redis.key_prefix = prefix.into()).unwrap_err();
+            assert_eq!(key_of(Err(err)), "storage.redis.key_prefix", "{prefix:?}");
+        }
+        assert_eq!(
+            key(|s| s.storage.redis.connections = 0),
+            "storage.redis.connections"
+        );
+        assert_eq!(
+            key(|s| s.storage.redis.connections = 65),
+            "storage.redis.connections"
+        );
+        assert_eq!(
+            key(|s| s.storage.redis.connect_timeout_ms = 0),
+            "storage.redis.connect_timeout_ms"
+        );
+        assert_eq!(
+            key(|s| s.storage.redis.command_timeout_ms = 0),
+            "storage.redis.command_timeout_ms"
+        );
+        assert_eq!(
+            key(|s| s.storage.redis.tls_ca_file = "/nonexistent/ca.pem".into()),
+            "storage.redis.tls_ca_file",
+            "a CA file needs rediss://"
+        );
+        assert_eq!(
+            key(|s| {
+                s.storage.redis.url = "rediss://h".into();
+                s.storage.redis.tls_ca_file = "/nonexistent/ca.pem".into();
+            }),
+            "storage.redis.tls_ca_file",
+            "a CA file must exist"
+        );
+        let mut ca = tempfile::NamedTempFile::new().unwrap();
+        ca.write_all(b"-----BEGIN CERTIFICATE-----").unwrap();
+        let ca_path = ca.path().display().to_string();
+        let with_ca = with(|s| {
+            s.storage.redis.url = "rediss://h".into();
+            s.storage.redis.tls_ca_file = ca_path.clone();
+        });
+        assert!(with_ca.is_ok(), "{with_ca:?}");
+    }
+
+    #[test]
     fn other_keys() {
         assert_eq!(key_of(with(|s| s.storage.path = "".into())), "storage.path");
         assert_eq!(
@@ -430,8 +547,9 @@ mod tests {
             key_of(with(|s| s.timeouts.close_secs = 0)),
             "timeouts.close_secs"
         );
-        let err = with(|s| s.storage.backend = "redis".into()).unwrap_err();
-        assert!(err.to_string().contains("embedded"), "{err}");
+        let err = with(|s| s.storage.backend = "postgres".into()).unwrap_err();
+        assert!(err.to_string().contains("embedded, redis"), "{err}");
+        assert!(with(|s| s.storage.backend = "redis".into()).is_ok());
         assert!(with(|s| s.log.format = "json".into()).is_ok());
     }
 }

@@ -359,7 +359,7 @@ fn a_destination_that_cannot_be_opened_exits_1() {
     let failed = sandbox.migrate("old.toml", &blocked);
     assert_exit(&failed, 1);
     assert!(
-        stderr(&failed).contains("cannot open the store"),
+        stderr(&failed).contains("storage.path") && stderr(&failed).contains("blocked"),
         "{}",
         stderr(&failed)
     );

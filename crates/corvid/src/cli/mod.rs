@@ -27,7 +27,6 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use corvid_settings::{ConfigError, Settings};
 use corvid_storage::{AccountStore, Store};
-use corvid_store_embedded::EmbeddedStore;
 
 pub mod import;
 pub mod password;
@@ -175,25 +174,12 @@ pub async fn run_store(
     store::run(command, env, out).await
 }
 
-/// Opens the backend `settings.storage` names. A backend this build cannot open is a
-/// configuration error (64); one that fails to open is a runtime error (1).
-// TODO(lead): switch to crate::storage::open
+/// Opens the backend `settings.storage` names (validated at load, so an unknown backend never
+/// gets here); a store that fails to open is a runtime error (1).
 async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
-    let storage = &settings.storage;
-    match storage.backend.as_str() {
-        "embedded" => {
-            let store = EmbeddedStore::open(&storage.path).map_err(|e| {
-                CliError::Runtime(format!(
-                    "cannot open the store at {}: {e}",
-                    storage.path.display()
-                ))
-            })?;
-            Ok(store)
-        }
-        other => Err(CliError::Usage(format!(
-            "storage backend {other} not supported by this build"
-        ))),
-    }
+    crate::storage::open(settings)
+        .await
+        .map_err(|e| CliError::Runtime(format!("{e:#}")))
 }
 
 #[cfg(test)]
@@ -290,20 +276,6 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn an_unsupported_backend_is_a_configuration_error() {
-        let mut settings = Settings::default();
-        settings.storage.backend = "tape".into();
-        let err = match open_store(&settings).await {
-            Err(err) => err,
-            Ok(_) => panic!("a tape backend opened"),
-        };
-        assert_eq!(err.exit_code(), 64);
-        assert_eq!(
-            err.to_string(),
-            "storage backend tape not supported by this build"
-        );
-    }
 
     fn store_command(cli: Cli) -> Option<StoreCommand> {
         match cli.command {

@@ -33,7 +33,7 @@ pub use client::{
     Chunking, Client, Login, Mechanism, Received, SaslOutcome, SaslStep, DEFAULT_TIMEOUT,
 };
 pub use corvid_xml::{StreamEvent, StreamHeader};
-pub use server::{TestServer, TestServerBuilder, DOMAIN, TEST_ITERATIONS};
+pub use server::{Storage, TestServer, TestServerBuilder, DOMAIN, TEST_ITERATIONS};
 pub use tls::ALPN_XMPP_CLIENT;
 
 /// The reference account of RFC 6120 §9.

@@ -21,11 +21,39 @@ pub const TEST_ITERATIONS: u32 = 4096;
 /// A settings tweak applied before the server starts.
 type Tweak = Box<dyn FnOnce(&mut Settings) + Send>;
 
+/// Which storage backend a test server uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// The embedded store in the server's temporary folder.
+    Embedded,
+    /// A `redis-server` of its own, started for this server and killed with it.
+    Redis,
+    /// An existing Redis (shared with other servers), with this key prefix.
+    SharedRedis {
+        /// `redis://…` URL.
+        url: String,
+        /// Key prefix.
+        prefix: String,
+    },
+}
+
+impl Storage {
+    /// The backend the whole suite runs on: `CORVID_TEST_STORAGE=redis` selects Redis (CI runs
+    /// the suite once per backend), anything else the embedded store.
+    pub fn from_env() -> Self {
+        match std::env::var("CORVID_TEST_STORAGE").as_deref() {
+            Ok("redis") => Storage::Redis,
+            _ => Storage::Embedded,
+        }
+    }
+}
+
 /// Builds a [`TestServer`]: `TestServer::builder().user("juliet", "pw").start().await`.
 #[must_use]
 pub struct TestServerBuilder {
     tweaks: Vec<Tweak>,
     users: Vec<(String, String)>,
+    storage: Storage,
 }
 
 /// A running in-process server. Stop it with [`TestServer::stop`]; dropping it leaves the
@@ -35,6 +63,8 @@ pub struct TestServer {
     starttls: Option<SocketAddr>,
     direct_tls: Option<SocketAddr>,
     users: Vec<(String, String)>,
+    // Dropped after the server: the store lives here.
+    redis: Option<corvid_store_redis::testing::RedisServer>,
     // Dropped last: the store's files live here.
     _dir: TempDir,
 }
@@ -43,6 +73,12 @@ impl TestServerBuilder {
     /// Changes settings before start (limits, timeouts…). Several tweaks apply in order.
     pub fn settings(mut self, tweak: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
         self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    /// Chooses the storage backend (default: [`Storage::from_env`]).
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
         self
     }
 
@@ -61,6 +97,21 @@ impl TestServerBuilder {
         settings.c2s.starttls_listen = "127.0.0.1:0".into();
         settings.c2s.direct_tls_listen = "127.0.0.1:0".into();
         settings.auth.scram_iterations = TEST_ITERATIONS;
+        let redis = match &self.storage {
+            Storage::Embedded => None,
+            Storage::Redis => {
+                let redis = corvid_store_redis::testing::RedisServer::start().await;
+                settings.storage.backend = "redis".into();
+                settings.storage.redis.url = redis.url();
+                Some(redis)
+            }
+            Storage::SharedRedis { url, prefix } => {
+                settings.storage.backend = "redis".into();
+                settings.storage.redis.url = url.clone();
+                settings.storage.redis.key_prefix = prefix.clone();
+                None
+            }
+        };
         for tweak in self.tweaks {
             tweak(&mut settings);
         }
@@ -85,6 +136,7 @@ impl TestServerBuilder {
             direct_tls: server.direct_tls_addr(),
             server: Some(server),
             users: self.users,
+            redis,
             _dir: dir,
         })
     }
@@ -96,6 +148,7 @@ impl TestServer {
         TestServerBuilder {
             tweaks: Vec::new(),
             users: Vec::new(),
+            storage: Storage::from_env(),
         }
     }
 
@@ -117,6 +170,11 @@ impl TestServer {
             .as_ref()
             .map(Server::store)
             .ok_or_else(|| anyhow!("the server was stopped"))
+    }
+
+    /// The server's own Redis, when it has one (for fault tests: stop, restart, pause).
+    pub fn redis(&mut self) -> Option<&mut corvid_store_redis::testing::RedisServer> {
+        self.redis.as_mut()
     }
 
     /// The accounts created by the builder, `(name, password)`, in order.

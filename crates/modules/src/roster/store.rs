@@ -29,6 +29,8 @@ pub const PENDING_MAP: &str = "roster_pending";
 /// Map store: contact bare JID → the roster version (counter) of its last change, for
 /// XEP-0237 diffs. Entries outlive removed items (tombstones) until pruned.
 pub const CHANGES_MAP: &str = "roster_changes";
+/// Archive store whose ids are the roster versions (see `latest_counter`).
+pub const VERSION_LOG: &str = "roster_versions";
 /// Entries kept in [`CHANGES_MAP`] before the oldest are pruned (clients older than the
 /// pruned range get the full roster).
 const CHANGES_KEPT: usize = 2000;
@@ -92,6 +94,9 @@ struct StoredItem {
 struct StoredVersion {
     v: u32,
     epoch: String,
+    /// Unused since version counters moved to the [`VERSION_LOG`] archive; kept so older
+    /// documents still parse.
+    #[serde(default)]
     n: u64,
     /// Changes up to this counter were pruned from [`CHANGES_MAP`]: a client with an older
     /// version cannot get a diff.
@@ -205,10 +210,6 @@ pub(crate) async fn delete_item(
         .await
 }
 
-/// The XEP-0237 version string of a stored version document.
-fn version_string(v: &StoredVersion) -> String {
-    format!("{}-{}", v.epoch, v.n)
-}
 
 /// The stored version document, or a fresh one (and false) if none was stored yet.
 async fn load_version(
@@ -233,18 +234,38 @@ async fn load_version(
     }
 }
 
+/// The newest version counter of `owner`'s roster (0 before the first change). The counters
+/// are ids of the archive [`VERSION_LOG`], which every backend hands out atomically and in
+/// increasing order, so servers sharing one store never give two changes the same version.
+async fn latest_counter(services: &Services, owner: &BareJid) -> Result<u64, StoreError> {
+    // The log keeps only its newest entries (older ones are removed after each append).
+    let items = services
+        .store
+        .archive(VERSION_LOG)
+        .range(owner, None, 256)
+        .await?;
+    Ok(items.iter().map(|(id, _)| *id).max().unwrap_or(0))
+}
+
+/// The version document with its epoch, stored if it was not yet.
+async fn stored_version(services: &Services, owner: &BareJid) -> Result<StoredVersion, StoreError> {
+    let (v, stored) = load_version(services, owner).await?;
+    if !stored {
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        services.store.kv(VERSION_KV).set(owner, &bytes).await?;
+    }
+    Ok(v)
+}
+
 /// The current roster version (RFC 6121 §2.1.1). A fresh roster gets its epoch stored at
 /// once, so the version a client caches stays valid until the first change.
 pub(crate) async fn current_version(
     services: &Services,
     owner: &BareJid,
 ) -> Result<String, StoreError> {
-    let (v, stored) = load_version(services, owner).await?;
-    if stored {
-        Ok(version_string(&v))
-    } else {
-        bump(services, owner, v, false).await
-    }
+    let v = stored_version(services, owner).await?;
+    let n = latest_counter(services, owner).await?;
+    Ok(format!("{}-{n}", v.epoch))
 }
 
 /// Moves the roster to a new version (every change that causes a roster push, §2.6.3),
@@ -254,12 +275,25 @@ pub(crate) async fn bump_version(
     owner: &BareJid,
     contact: &BareJid,
 ) -> Result<String, StoreError> {
-    let (mut v, _) = load_version(services, owner).await?;
+    let mut v = stored_version(services, owner).await?;
+    let log = services.store.archive(VERSION_LOG);
+    let next = log
+        .append(owner, contact.to_string().as_bytes(), None)
+        .await?;
     let changes = services.store.map(CHANGES_MAP);
-    let next = v.n.saturating_add(1);
     changes
         .set(owner, &contact.to_string(), next.to_string().as_bytes())
         .await?;
+    let older: Vec<u64> = log
+        .range(owner, None, 256)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| *id < next)
+        .collect();
+    if !older.is_empty() {
+        log.remove(owner, &older).await?;
+    }
     let all = changes.all(owner).await?;
     if all.len() > CHANGES_KEPT {
         // Keep the newest half; remember where the gap starts.
@@ -273,8 +307,10 @@ pub(crate) async fn bump_version(
             v.floor = v.floor.max(*n);
             changes.delete(owner, key).await?;
         }
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        services.store.kv(VERSION_KV).set(owner, &bytes).await?;
     }
-    bump(services, owner, v, true).await
+    Ok(format!("{}-{next}", v.epoch))
 }
 
 fn parse_counter(bytes: &[u8]) -> u64 {
@@ -294,13 +330,14 @@ pub(crate) async fn changes_since(
     client_ver: &str,
 ) -> Result<Option<Vec<(String, BareJid, Option<RosterItem>)>>, StoreError> {
     let (v, stored) = load_version(services, owner).await?;
+    let current = latest_counter(services, owner).await?;
     let Some((epoch, n)) = client_ver.rsplit_once('-') else {
         return Ok(None);
     };
     let Ok(n) = n.parse::<u64>() else {
         return Ok(None);
     };
-    if !stored || epoch != v.epoch || n > v.n || n < v.floor {
+    if !stored || epoch != v.epoch || n > current || n < v.floor {
         return Ok(None);
     }
     let mut changed: Vec<(u64, String)> = services
@@ -324,19 +361,6 @@ pub(crate) async fn changes_since(
     Ok(Some(out))
 }
 
-async fn bump(
-    services: &Services,
-    owner: &BareJid,
-    mut v: StoredVersion,
-    increment: bool,
-) -> Result<String, StoreError> {
-    if increment {
-        v.n = v.n.saturating_add(1);
-    }
-    let bytes = serde_json::to_vec(&v).unwrap_or_default();
-    services.store.kv(VERSION_KV).set(owner, &bytes).await?;
-    Ok(version_string(&v))
-}
 
 /// Whether a subscription request from `contact` awaits `owner`'s answer.
 pub(crate) async fn has_request(

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, the unit and integration tests of the
-# whole workspace, and the interop tests with real clients (slixmpp from PyPI, installed into
-# tests/interop/.venv on first run). This is the README's test command and what CI calls.
+# whole workspace, the interop tests with real clients (slixmpp from PyPI, installed into
+# tests/interop/.venv on first run), and the whole server suite a second time on the Redis
+# backend (needs Debian's redis-server; tests that need it fail loudly without it).
+# This is the README's test command and what CI calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,5 +16,13 @@ cargo fmt --all -- --check
 echo "=== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "=== cargo test"
+command -v redis-server >/dev/null 2>&1 || {
+  echo "redis-server not found: install Debian's redis-server package (apt-get install redis-server)" >&2
+  exit 1
+}
+
+echo "=== cargo test (embedded store)"
 cargo test --workspace --locked
+
+echo "=== cargo test: the server suite on the Redis backend"
+CORVID_TEST_STORAGE=redis cargo test --locked -p corvid-tests

@@ -364,3 +364,146 @@ fn a_destination_that_cannot_be_opened_exits_1() {
         stderr(&failed)
     );
 }
+
+impl Sandbox {
+    fn redis_config(&self, name: &str, url: &str, prefix: &str) -> String {
+        let text = format!(
+            "version = 1\n\
+             [server]\n\
+             domains = [\"localhost\", \"capulet.example\"]\n\
+             [storage]\n\
+             backend = \"redis\"\n\
+             [storage.redis]\n\
+             url = {url:?}\n\
+             key_prefix = {prefix:?}\n\
+             [auth]\n\
+             scram_iterations = 4096\n"
+        );
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+#[test]
+fn migrate_round_trip_embedded_to_redis_and_back_keeps_everything_identical() {
+    // The issue's migration test: embedded → Redis → embedded, data identical.
+    let sandbox = Sandbox::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let redis = runtime.block_on(corvid_store_redis::testing::RedisServer::start());
+    let juliet = jid("juliet@localhost");
+    let romeo = jid("romeo@capulet.example");
+    for (who, password) in [
+        ("juliet@localhost", "balcony"),
+        ("romeo@capulet.example", "poison"),
+    ] {
+        assert_exit(
+            &sandbox.run(&["--config", "old.toml", "user", "add", who, "-p", password]),
+            0,
+        );
+    }
+    let original = runtime.block_on(async {
+        let old = sandbox.open("old");
+        old.map("roster")
+            .set(&juliet, "romeo@capulet.example", b"both")
+            .await
+            .unwrap();
+        old.kv("vcard").set(&juliet, b"<vCard/>").await.unwrap();
+        let offline = old.archive("offline");
+        for body in ["one", "two", "three"] {
+            offline
+                .append(&juliet, body.as_bytes(), None)
+                .await
+                .unwrap();
+        }
+        let two = offline.range(&juliet, None, 3).await.unwrap()[1].0;
+        offline.remove(&juliet, &[two]).await.unwrap();
+        let mut all = Vec::new();
+        for who in [&juliet, &romeo] {
+            all.push(old.migration().export_user(who).await.unwrap().unwrap());
+        }
+        all
+    });
+    let via_redis = sandbox.redis_config("redis.toml", &redis.url(), "migration");
+    assert_exit(&sandbox.migrate("old.toml", &via_redis), 0);
+    let back = sandbox.config("back.toml", &sandbox.path("back"));
+    assert_exit(&sandbox.migrate(&via_redis, &back), 0);
+    let round_tripped = runtime.block_on(async {
+        let back = sandbox.open("back");
+        let mut all = Vec::new();
+        for who in [&juliet, &romeo] {
+            all.push(back.migration().export_user(who).await.unwrap().unwrap());
+        }
+        all
+    });
+    assert_eq!(
+        original, round_tripped,
+        "embedded → Redis → embedded changes nothing"
+    );
+    drop(redis);
+}
+
+#[test]
+fn user_commands_work_against_redis() {
+    // The admin CLI on the Redis backend: add, list, passwd, import, del.
+    let sandbox = Sandbox::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let redis = runtime.block_on(corvid_store_redis::testing::RedisServer::start());
+    let config = sandbox.redis_config("redis.toml", &redis.url(), "cli");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        sandbox.run(&all)
+    };
+    assert_exit(
+        &run(&["user", "add", "juliet@localhost", "-p", "balcony"]),
+        0,
+    );
+    assert_exit(&run(&["user", "add", "juliet@localhost", "-p", "again"]), 1);
+    std::fs::write(
+        sandbox.path("users.csv"),
+        "romeo@capulet.example,poison\nnurse@localhost,x\nnot a jid,y\n",
+    )
+    .unwrap();
+    let csv = sandbox.path("users.csv").display().to_string();
+    let imported = run(&["user", "import", "--csv", &csv]);
+    assert_exit(&imported, 0);
+    assert!(
+        stdout(&imported).contains("created 2"),
+        "{}",
+        stdout(&imported)
+    );
+    let listed = run(&["user", "list"]);
+    assert_exit(&listed, 0);
+    assert_eq!(
+        stdout(&listed).lines().collect::<Vec<_>>(),
+        [
+            "juliet@localhost",
+            "nurse@localhost",
+            "romeo@capulet.example"
+        ]
+    );
+    assert_exit(
+        &run(&["user", "passwd", "juliet@localhost", "-p", "window"]),
+        0,
+    );
+    let creds = runtime.block_on(async {
+        let mut settings = corvid_settings::Settings::default();
+        settings.storage.backend = "redis".into();
+        settings.storage.redis.url = redis.url();
+        settings.storage.redis.key_prefix = "cli".into();
+        let store = corvid::storage::open(&settings).await.unwrap();
+        store
+            .accounts()
+            .credentials(&jid("juliet@localhost"))
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert!(plain_login("juliet", "window", &creds));
+    assert!(!plain_login("juliet", "balcony", &creds));
+    assert_exit(&run(&["user", "del", "nurse@localhost"]), 0);
+    let listed = run(&["user", "list"]);
+    assert_eq!(stdout(&listed).lines().count(), 2, "{}", stdout(&listed));
+    drop(redis);
+}

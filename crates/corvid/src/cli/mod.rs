@@ -276,7 +276,6 @@ mod tests {
         );
     }
 
-
     fn store_command(cli: Cli) -> Option<StoreCommand> {
         match cli.command {
             Command::Store(command) => Some(command),

@@ -210,7 +210,6 @@ pub(crate) async fn delete_item(
         .await
 }
 
-
 /// The stored version document, or a fresh one (and false) if none was stored yet.
 async fn load_version(
     services: &Services,
@@ -360,7 +359,6 @@ pub(crate) async fn changes_since(
     }
     Ok(Some(out))
 }
-
 
 /// Whether a subscription request from `contact` awaits `owner`'s answer.
 pub(crate) async fn has_request(

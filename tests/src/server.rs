@@ -172,6 +172,22 @@ impl TestServer {
             .ok_or_else(|| anyhow!("the server was stopped"))
     }
 
+    /// A server running elsewhere (another process), reached at these addresses; for
+    /// multi-process tests. It has no store or users of its own here.
+    pub fn external(
+        starttls: SocketAddr,
+        direct_tls: Option<SocketAddr>,
+    ) -> anyhow::Result<TestServer> {
+        Ok(TestServer {
+            server: None,
+            starttls: Some(starttls),
+            direct_tls,
+            users: Vec::new(),
+            redis: None,
+            _dir: tempfile::tempdir().context("creating a scratch folder")?,
+        })
+    }
+
     /// The server's own Redis, when it has one (for fault tests: stop, restart, pause).
     pub fn redis(&mut self) -> Option<&mut corvid_store_redis::testing::RedisServer> {
         self.redis.as_mut()

@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 use corvid_settings::{ConfigError, Settings};
 use corvid_storage::{AccountStore, Store};
 
+mod entry;
 pub mod import;
 pub mod password;
 pub mod store;
@@ -35,6 +36,8 @@ pub mod user;
 
 /// `EX_USAGE` from sysexits.h: bad arguments or a bad configuration.
 pub const EXIT_USAGE: u8 = 64;
+
+pub use entry::main;
 /// Any other failure.
 pub const EXIT_FAILURE: u8 = 1;
 

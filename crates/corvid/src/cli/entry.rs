@@ -1,0 +1,114 @@
+//! The program's entry point, shared by the `corvid` binary and the test kit's node binary (so
+//! multi-process tests run exactly what users run): parse the command line, load the settings,
+//! run the command.
+//!
+//! Exit codes: 0 on success; 64 (`EX_USAGE`) for bad arguments or a bad configuration, with
+//! `corvid: configuration error: …` naming the key; 1 for anything else.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use crate::cli::{self, Cli, CliError, Command, EXIT_USAGE};
+use clap::Parser;
+use corvid_settings::{ConfigError, LogConfig, Settings};
+use tracing_subscriber::EnvFilter;
+
+/// The whole program: what `corvid` does with its command line and environment.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; real usage errors to stderr with 64.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corvid: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let env = environment()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    // `store …` commands name their configurations themselves, so only the other commands load
+    // the global one: a --config (or CORVID_CONFIG) that does not load must not stop a migration.
+    let settings = || corvid_settings::load(cli.config.as_deref(), &env);
+    match cli.command {
+        Command::Serve => {
+            let settings = settings()?;
+            init_tracing(&settings.log)?;
+            runtime.block_on(serve(settings))
+        }
+        Command::Doap => {
+            settings()?;
+            print!("{}", crate::doap::render(&crate::doap::specs()));
+            Ok(())
+        }
+        Command::User(command) => {
+            let settings = settings()?;
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            runtime.block_on(cli::run_user(&command, &settings, &mut out, &mut err))
+        }
+        Command::Store(command) => {
+            let mut out = std::io::stdout().lock();
+            runtime.block_on(cli::run_store(&command, &env, &mut out))
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), CliError> {
+    // `{:#}` prints the whole anyhow context chain on one line.
+    crate::server::run(settings)
+        .await
+        .map_err(|e| CliError::Runtime(format!("{e:#}")))
+}
+
+/// The process environment as text. `std::env::vars` would panic on a variable that is not
+/// UTF-8; such variables are ignored unless they are ours, which is an error naming it.
+fn environment() -> Result<HashMap<String, String>, CliError> {
+    let mut env = HashMap::new();
+    for (name, value) in std::env::vars_os() {
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => {
+                env.insert(name, value);
+            }
+            (Ok(name), Err(_)) if name.starts_with("CORVID") => {
+                return Err(CliError::Usage(format!(
+                    "environment variable {name} is not valid UTF-8"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(env)
+}
+
+/// Installs the global subscriber from `log.level` (an `EnvFilter` directive) and `log.format`.
+fn init_tracing(log: &LogConfig) -> Result<(), CliError> {
+    let filter = EnvFilter::try_new(&log.level).map_err(|e| ConfigError::InvalidValue {
+        key: "log.level".into(),
+        reason: e.to_string(),
+    })?;
+    // Colour only for a person at a terminal; log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    let installed = match log.format.as_str() {
+        "json" => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
+    installed.map_err(|e| CliError::Runtime(format!("cannot install the logger: {e}")))
+}

@@ -6,6 +6,7 @@
 //! - `module.rs`: [`Module`] (registers as data), [`Registrar`] → frozen [`Modules`].
 //! - `hooks.rs`: [`Event`], [`Hook`], [`Flow`]: named events folded by priority.
 //! - `registry.rs`: [`SessionRegistry`], the session table interface, and [`Route`].
+//! - `remote.rs`: [`RemoteDelivery`], handing a stanza to a session on another node.
 //! - `services.rs`: [`Services`], what a handler may use (domains, store, sending stanzas).
 //!
 //! ```text
@@ -18,10 +19,12 @@ mod hooks;
 mod ids;
 mod module;
 mod registry;
+mod remote;
 mod services;
 
 pub use hooks::{Event, Flow, Hook};
 pub use ids::{random_id, NodeId, SessionId};
 pub use module::{Identity, IqHandler, IqOutcome, IqTarget, Module, Modules, Registrar, Spec};
 pub use registry::{BindError, Route, SessionRegistry};
+pub use remote::{RemoteDelivery, RemoteError};
 pub use services::{Services, StanzaSender};

@@ -4,10 +4,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
-use corvid_core::{Event, Flow, IqTarget, NodeId, Services, SessionId, StanzaSender};
+use corvid_core::{
+    Event, Flow, IqTarget, NodeId, RemoteDelivery, RemoteError, Services, SessionId, StanzaSender,
+};
 use corvid_jid::{BareJid, FullJid, Jid};
 use corvid_stanza::{Condition, Kind, Stanza, StanzaError, StreamCondition, StreamError};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
 use crate::{decide, BindError, Decision, Route, SessionRegistry};
@@ -24,12 +27,22 @@ pub enum Outbound {
 /// The sending half of a session's mailbox. Bounded: a session that does not drain it is stuck.
 pub type Mailbox = mpsc::Sender<Outbound>;
 
-/// Routes stanzas between local sessions and the server's handlers.
+/// A session held by this node.
+struct LocalSession {
+    /// The full JID it is bound to (the `deliver` hooks name it).
+    jid: FullJid,
+    mailbox: Mailbox,
+}
+
+/// Routes stanzas between sessions (local, or on other nodes through [`RemoteDelivery`]) and
+/// the server's handlers.
 pub struct Router {
     node: NodeId,
     registry: Arc<dyn SessionRegistry>,
-    mailboxes: RwLock<HashMap<SessionId, Mailbox>>,
+    mailboxes: RwLock<HashMap<SessionId, LocalSession>>,
     services: OnceLock<Services>,
+    /// Where stanzas for sessions on other nodes go; `None` on a single node.
+    remote: RwLock<Option<Arc<dyn RemoteDelivery>>>,
     next_session: AtomicU64,
     max_resources: usize,
 }
@@ -46,6 +59,7 @@ impl Router {
             registry,
             mailboxes: RwLock::new(HashMap::new()),
             services: OnceLock::new(),
+            remote: RwLock::new(None),
             next_session: AtomicU64::new(1),
             max_resources,
         })
@@ -59,6 +73,17 @@ impl Router {
     /// Completes construction (services hold a sender that points back here).
     pub fn set_services(&self, services: Services) {
         let _ = self.services.set(services);
+    }
+
+    /// Sends stanzas for sessions on other nodes through `remote` from now on. Without it, a
+    /// route to another node counts as undelivered (the sender gets an error).
+    pub fn set_remote(&self, remote: Arc<dyn RemoteDelivery>) {
+        *self.remote.write().unwrap_or_else(|e| e.into_inner()) = Some(remote);
+    }
+
+    /// The node this router runs on.
+    pub fn node(&self) -> NodeId {
+        self.node
     }
 
     /// The services.
@@ -87,7 +112,14 @@ impl Router {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&session)
-            .cloned()
+            .map(|s| s.mailbox.clone())
+    }
+
+    fn remote(&self) -> Option<Arc<dyn RemoteDelivery>> {
+        self.remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Binds `jid` to a local session. If another session held it, that session is told to
@@ -108,7 +140,13 @@ impl Router {
         self.mailboxes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(session, mailbox);
+            .insert(
+                session,
+                LocalSession {
+                    jid: jid.clone(),
+                    mailbox,
+                },
+            );
         let replaced = match self.registry.bind(route, self.max_resources).await {
             Ok(r) => r,
             Err(e) => {
@@ -120,8 +158,10 @@ impl Router {
             }
         };
         if let Some(old) = replaced {
-            debug!(what = "session-replaced", jid = %jid, old = %old.session, new = %session);
-            if let Some(mb) = self.mailbox(old.session) {
+            debug!(what = "session-replaced", jid = %jid, old = %old.session, old_node = old.node.0, new = %session);
+            // Session ids are per node: only a session of this node is ours to close. One on
+            // another node is closed by that node when its replica sees the replacement.
+            if let Some(mb) = self.mailbox(old.session).filter(|_| old.node == self.node) {
                 let err = StreamError::new(StreamCondition::Conflict)
                     .with_text("replaced by a new session for the same resource");
                 // A full mailbox belongs to a stuck session; it is closing anyway.
@@ -279,27 +319,15 @@ impl Router {
         let mut delivered = Vec::with_capacity(count);
         for route in routes {
             // The original is kept for the error reply should nobody take it.
-            let mut st = stanza.clone();
-            let mut ev = Event::Deliver {
-                jid: &route.jid,
-                session: route.session,
-                stanza: &mut st,
+            let outcome = if route.node == self.node {
+                self.to_local_session(&route.jid, route.session, stanza.clone())
+                    .await
+            } else {
+                self.to_remote_session(&route, &stanza).await
             };
-            if self.run_hooks(&mut ev).await == Flow::Stop {
-                // A listener took it (held back for this session, say): it counts as taken.
-                delivered.push(route.session);
-                continue;
-            }
-            let Some(mb) = self.mailbox(route.session) else {
-                undelivered += 1;
-                continue;
-            };
-            match mb.try_send(Outbound::Stanza(Box::new(st))) {
+            match outcome {
                 Ok(()) => delivered.push(route.session),
-                Err(e) => {
-                    undelivered += 1;
-                    warn!(what = "mailbox-full", session = %route.session, error = %e);
-                }
+                Err(_) => undelivered += 1,
             }
         }
         if let (Some(account), false) = (account, delivered.is_empty()) {
@@ -315,6 +343,79 @@ impl Router {
             return self.error(&stanza, StanzaError::new(Condition::RecipientUnavailable));
         }
         None
+    }
+
+    /// Delivers a stanza that another node routed to `session` on this node: runs the
+    /// `deliver` hooks like a local delivery and puts it in the session's mailbox.
+    ///
+    /// [`RemoteError::Gone`] if the session is not (or no longer) here, or if the stanza's `to`
+    /// names another account than the session's: session ids restart with the node, so a
+    /// sender's stale route may name a session id that now belongs to someone else.
+    /// [`RemoteError::Unavailable`] if its mailbox is full. The sending node answers the sender
+    /// on either.
+    pub async fn deliver_local(
+        &self,
+        session: SessionId,
+        stanza: Stanza,
+    ) -> Result<(), RemoteError> {
+        let jid = self
+            .mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&session)
+            .map(|s| s.jid.clone());
+        let Some(jid) = jid else {
+            debug!(what = "remote-recipient-gone", session = %session);
+            return Err(RemoteError::Gone);
+        };
+        if stanza.to().is_some_and(|to| to.bare() != jid.bare()) {
+            debug!(what = "remote-recipient-mismatch", session = %session, bound = %jid);
+            return Err(RemoteError::Gone);
+        }
+        self.to_local_session(&jid, session, stanza).await
+    }
+
+    /// Runs the `deliver` hooks for one local session, then puts the stanza in its mailbox.
+    async fn to_local_session(
+        &self,
+        jid: &FullJid,
+        session: SessionId,
+        mut stanza: Stanza,
+    ) -> Result<(), RemoteError> {
+        let mut ev = Event::Deliver {
+            jid,
+            session,
+            stanza: &mut stanza,
+        };
+        if self.run_hooks(&mut ev).await == Flow::Stop {
+            // A listener took it (held back for this session, say): it counts as taken.
+            return Ok(());
+        }
+        let Some(mb) = self.mailbox(session) else {
+            return Err(RemoteError::Gone);
+        };
+        match mb.try_send(Outbound::Stanza(Box::new(stanza))) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                warn!(what = "mailbox-full", session = %session);
+                Err(RemoteError::Unavailable)
+            }
+            // The session's driver is gone and its unbind is on the way.
+            Err(TrySendError::Closed(_)) => Err(RemoteError::Gone),
+        }
+    }
+
+    /// Hands a stanza to a session on another node. The `deliver` hooks run there.
+    async fn to_remote_session(&self, route: &Route, stanza: &Stanza) -> Result<(), RemoteError> {
+        let Some(remote) = self.remote() else {
+            warn!(what = "no-remote-delivery", node = route.node.0, session = %route.session);
+            return Err(RemoteError::Unavailable);
+        };
+        let outcome = remote.deliver(route, stanza).await;
+        if let Err(e) = outcome {
+            debug!(what = "remote-undelivered", node = route.node.0, session = %route.session, error = %e);
+        }
+        outcome
     }
 
     async fn handle_iq(&self, target: IqTarget, iq: Stanza) -> Vec<Stanza> {

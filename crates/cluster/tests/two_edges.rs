@@ -1,0 +1,470 @@
+//! Two edges in one process, each with its own router, mailboxes and `Router.Deliver` server on
+//! a real loopback socket, sharing one session table (standing in for the Raft replica every
+//! edge will hold). Alice is on node 1, Bob on node 2.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corvid_cluster::{DeliverService, ForwardConfig, GrpcForwarder};
+use corvid_core::{NodeId, Registrar, Route, Services, SessionId, SessionRegistry};
+use corvid_jid::{DomainPart, FullJid};
+use corvid_proto::v1::router_client::RouterClient;
+use corvid_proto::{v1, Delivery};
+use corvid_router::{LocalRegistry, Outbound, Router};
+use corvid_stanza::{ns, Kind, Stanza};
+use corvid_storage::Store;
+use corvid_store_embedded::EmbeddedStore;
+use corvid_xml::Element;
+use prost::bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+
+const DOMAIN: &str = "example.org";
+const ALICE: &str = "alice@example.org/phone";
+const BOB: &str = "bob@example.org/laptop";
+/// How long a test waits for something that should arrive.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One edge: a router and its `Router.Deliver` server.
+struct Edge {
+    router: Arc<Router>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl Edge {
+    /// Stops the gRPC server (draining its streams) and waits until it is down.
+    async fn stop_server(&mut self) {
+        self.stop.send_replace(true);
+        timeout(WAIT, &mut self.server)
+            .await
+            .expect("the server stops although peers hold streams open")
+            .expect("server task");
+    }
+
+    /// Starts the gRPC server again on the same address.
+    async fn restart_server(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.expect("rebind");
+        let (stop, server) = serve(self.router.clone(), listener);
+        self.stop = stop;
+        self.server = server;
+    }
+}
+
+/// Serves `Router.Deliver` for `router` on `listener` until the returned sender says stop.
+fn serve(router: Arc<Router>, listener: TcpListener) -> (watch::Sender<bool>, JoinHandle<()>) {
+    let (stop, stopped) = watch::channel(false);
+    let service = DeliverService::new(router).with_shutdown(stopped.clone());
+    let server = tokio::spawn(async move {
+        let mut stopped = stopped;
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+            .expect("serve");
+    });
+    (stop, server)
+}
+
+/// The two-node cluster.
+struct Cluster {
+    node1: Edge,
+    node2: Edge,
+    registry: Arc<LocalRegistry>,
+    _data: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(config: ForwardConfig) -> Cluster {
+        let data = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = EmbeddedStore::open(data.path()).expect("store");
+        let registry = Arc::new(LocalRegistry::new());
+        let modules = Arc::new(Registrar::new().freeze());
+        let domains: Arc<[DomainPart]> = vec![DomainPart::new(DOMAIN).expect("domain")].into();
+        let mut routers = Vec::new();
+        let mut listeners = Vec::new();
+        for n in [1, 2] {
+            let router = Router::new(NodeId(n), registry.clone(), 10);
+            router.set_services(Services {
+                domains: domains.clone(),
+                store: store.clone(),
+                modules: modules.clone(),
+                sender: router.sender(),
+                registry: registry.clone(),
+            });
+            routers.push(router);
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+        }
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect();
+        routers[0].set_remote(GrpcForwarder::new(
+            HashMap::from([(NodeId(2), addrs[1].to_string())]),
+            config,
+        ));
+        routers[1].set_remote(GrpcForwarder::new(
+            HashMap::from([(NodeId(1), addrs[0].to_string())]),
+            config,
+        ));
+        let mut edges =
+            routers
+                .into_iter()
+                .zip(listeners)
+                .zip(addrs)
+                .map(|((router, listener), addr)| {
+                    let (stop, server) = serve(router.clone(), listener);
+                    Edge {
+                        router,
+                        addr,
+                        stop,
+                        server,
+                    }
+                });
+        let (Some(node1), Some(node2)) = (edges.next(), edges.next()) else {
+            unreachable!("two edges were built");
+        };
+        Cluster {
+            node1,
+            node2,
+            registry,
+            _data: data,
+        }
+    }
+}
+
+/// A connected client as the router sees it: its session and the other end of its mailbox.
+struct Persona {
+    jid: FullJid,
+    session: SessionId,
+    inbox: mpsc::Receiver<Outbound>,
+}
+
+impl Persona {
+    async fn bind(edge: &Edge, jid: &str, mailbox: usize) -> Persona {
+        let jid: FullJid = jid.parse().expect("jid");
+        let session = edge.router.new_session_id();
+        let (tx, inbox) = mpsc::channel(mailbox);
+        edge.router
+            .bind(jid.clone(), session, tx)
+            .await
+            .expect("bind");
+        Persona {
+            jid,
+            session,
+            inbox,
+        }
+    }
+
+    /// The next stanza in this persona's mailbox.
+    async fn receive(&mut self) -> Stanza {
+        match timeout(WAIT, self.inbox.recv()).await {
+            Ok(Some(Outbound::Stanza(st))) => *st,
+            other => panic!("{} expected a stanza, got {other:?}", self.jid),
+        }
+    }
+
+    /// Asserts nothing more is waiting in the mailbox.
+    fn has_nothing_more(&mut self) {
+        assert!(
+            self.inbox.try_recv().is_err(),
+            "{} has an unexpected stanza",
+            self.jid
+        );
+    }
+}
+
+fn chat(from: &str, to: &str, id: &str, body: &str) -> Stanza {
+    let el = Element::new("message", ns::CLIENT)
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("type", "chat")
+        .with_attr("id", id)
+        .with_child(Element::new("body", ns::CLIENT).with_text(body));
+    Stanza::from_trusted(Kind::Message, el)
+}
+
+fn body(st: &Stanza) -> String {
+    st.element()
+        .child("body", ns::CLIENT)
+        .map(|b| b.text())
+        .unwrap_or_default()
+}
+
+/// Asserts `st` is an error reply to message `id` with the given RFC 6120 condition.
+fn assert_error(st: &Stanza, id: &str, condition: &str) {
+    assert_eq!(st.kind(), Kind::Message);
+    assert_eq!(st.type_attr(), Some("error"), "{st:?}");
+    assert_eq!(st.id(), Some(id));
+    assert_eq!(st.to().map(ToString::to_string).as_deref(), Some(ALICE));
+    let error = st.element().child("error", ns::CLIENT).expect("<error/>");
+    assert!(
+        error
+            .child(condition, "urn:ietf:params:xml:ns:xmpp-stanzas")
+            .is_some(),
+        "expected {condition}: {st:?}"
+    );
+}
+
+fn quick() -> ForwardConfig {
+    ForwardConfig {
+        timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(1),
+        window: 16,
+        reconnect_backoff: Duration::from_millis(100),
+        keepalive: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn a_chat_message_from_alice_on_node_1_reaches_bob_on_node_2_and_his_reply_comes_back() {
+    let cluster = Cluster::start(quick()).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    let mut bob = Persona::bind(&cluster.node2, BOB, 16).await;
+
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m1", "hello from node 1"))
+        .await;
+    let got = bob.receive().await;
+    assert_eq!(got.kind(), Kind::Message);
+    assert_eq!(got.from().map(ToString::to_string).as_deref(), Some(ALICE));
+    assert_eq!(got.to().map(ToString::to_string).as_deref(), Some(BOB));
+    assert_eq!(got.id(), Some("m1"));
+    assert_eq!(got.type_attr(), Some("chat"));
+    assert_eq!(body(&got), "hello from node 1");
+    // Nothing went to node 1's mailboxes instead (session ids repeat across nodes).
+    alice.has_nothing_more();
+
+    cluster
+        .node2
+        .router
+        .route(chat(BOB, ALICE, "r1", "hello back"))
+        .await;
+    let reply = alice.receive().await;
+    assert_eq!(reply.from().map(ToString::to_string).as_deref(), Some(BOB));
+    assert_eq!(body(&reply), "hello back");
+    bob.has_nothing_more();
+}
+
+#[tokio::test]
+async fn five_hundred_messages_arrive_in_the_order_alice_sent_them() {
+    let cluster = Cluster::start(quick()).await;
+    let _alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    let mut bob = Persona::bind(&cluster.node2, BOB, 600).await;
+
+    let sender = {
+        let router = cluster.node1.router.clone();
+        tokio::spawn(async move {
+            for i in 0..500 {
+                router
+                    .route(chat(ALICE, BOB, &format!("m{i}"), &format!("#{i}")))
+                    .await;
+            }
+        })
+    };
+    for i in 0..500 {
+        let got = bob.receive().await;
+        assert_eq!(body(&got), format!("#{i}"));
+    }
+    sender.await.expect("sender");
+    bob.has_nothing_more();
+}
+
+#[tokio::test]
+async fn a_message_to_a_session_that_vanished_on_node_2_comes_back_to_alice_as_an_error() {
+    let cluster = Cluster::start(quick()).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    let bob = Persona::bind(&cluster.node2, BOB, 16).await;
+
+    // Bob's session ends on node 2, but node 1's replica still has his route.
+    cluster.node2.router.unbind(&bob.jid, bob.session).await;
+    cluster
+        .registry
+        .bind(
+            Route {
+                jid: bob.jid.clone(),
+                node: NodeId(2),
+                session: bob.session,
+                priority: 0,
+                available: true,
+            },
+            10,
+        )
+        .await
+        .expect("stale route");
+
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m1", "anyone there?"))
+        .await;
+    let reply = alice.receive().await;
+    assert_error(&reply, "m1", "recipient-unavailable");
+    assert_eq!(reply.from().map(ToString::to_string).as_deref(), Some(BOB));
+}
+
+#[tokio::test]
+async fn a_stale_route_to_a_session_id_now_held_by_someone_else_is_not_delivered_to_them() {
+    let cluster = Cluster::start(quick()).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    // Node 2 restarted: its session ids start again, and carol now holds Bob's old one.
+    let mut carol = Persona::bind(&cluster.node2, "carol@example.org/tablet", 16).await;
+    cluster
+        .registry
+        .bind(
+            Route {
+                jid: BOB.parse().expect("jid"),
+                node: NodeId(2),
+                session: carol.session,
+                priority: 0,
+                available: true,
+            },
+            10,
+        )
+        .await
+        .expect("stale route");
+
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m1", "for bob only"))
+        .await;
+    assert_error(&alice.receive().await, "m1", "recipient-unavailable");
+    carol.has_nothing_more();
+}
+
+#[tokio::test]
+async fn a_full_mailbox_on_node_2_is_an_error_for_alice_not_a_buffer() {
+    let cluster = Cluster::start(quick()).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    // Bob's client is stuck: his mailbox holds one stanza and nobody drains it.
+    let mut bob = Persona::bind(&cluster.node2, BOB, 1).await;
+
+    let router = &cluster.node1.router;
+    router.route(chat(ALICE, BOB, "m1", "first")).await;
+    router.route(chat(ALICE, BOB, "m2", "second")).await;
+    assert_error(&alice.receive().await, "m2", "recipient-unavailable");
+    assert_eq!(body(&bob.receive().await), "first");
+    bob.has_nothing_more();
+}
+
+#[tokio::test]
+async fn with_node_2_stopped_alice_gets_an_error_within_the_timeout_and_delivery_resumes_when_it_is_back(
+) {
+    let config = quick();
+    let mut cluster = Cluster::start(config).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    let mut bob = Persona::bind(&cluster.node2, BOB, 16).await;
+
+    // The stream to node 2 is open and in use.
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m1", "before"))
+        .await;
+    assert_eq!(body(&bob.receive().await), "before");
+
+    cluster.node2.stop_server().await;
+    let started = Instant::now();
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m2", "while down"))
+        .await;
+    assert_error(&alice.receive().await, "m2", "recipient-unavailable");
+    assert!(
+        started.elapsed() <= config.timeout + Duration::from_millis(500),
+        "the error took {:?}",
+        started.elapsed()
+    );
+    bob.has_nothing_more();
+
+    cluster.node2.restart_server().await;
+    // Past the reconnect backoff, the next stanza opens a new stream.
+    tokio::time::sleep(config.reconnect_backoff * 2).await;
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m3", "after"))
+        .await;
+    assert_eq!(body(&bob.receive().await), "after");
+    alice.has_nothing_more();
+}
+
+#[tokio::test]
+async fn a_bad_envelope_is_answered_invalid_and_the_stream_goes_on() {
+    let cluster = Cluster::start(quick()).await;
+    let mut bob = Persona::bind(&cluster.node2, BOB, 16).await;
+    let good = |seq: u64, stanza: &'static [u8]| v1::Envelope {
+        seq,
+        from: ALICE.as_bytes().to_vec(),
+        to: BOB.as_bytes().to_vec(),
+        stanza: Bytes::from_static(stanza),
+        session: bob.session.0,
+        trace: HashMap::new(),
+    };
+    let envelopes = vec![
+        v1::Envelope {
+            to: vec![b'b', 0xff, b'@', b'x'],
+            ..good(1, b"<message xmlns='jabber:client'/>")
+        },
+        good(2, b"<message xmlns='jabber:client'><body>unclosed"),
+        good(3, b"<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>"),
+        v1::Envelope {
+            session: 0,
+            ..good(4, b"<message xmlns='jabber:client'/>")
+        },
+        v1::Envelope {
+            session: 999,
+            ..good(5, b"<message xmlns='jabber:client'/>")
+        },
+        good(
+            6,
+            b"<message xmlns='jabber:client' from='alice@example.org/phone' to='bob@example.org/laptop'><body>still here</body></message>",
+        ),
+    ];
+    let (tx, rx) = mpsc::channel(8);
+    for e in envelopes {
+        tx.send(e).await.expect("queue");
+    }
+    let mut client = RouterClient::connect(format!("http://{}", cluster.node2.addr))
+        .await
+        .expect("connect");
+    let mut reports = client
+        .deliver(ReceiverStream::new(rx))
+        .await
+        .expect("deliver")
+        .into_inner();
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let r = timeout(WAIT, reports.message())
+            .await
+            .expect("report in time")
+            .expect("stream ok")
+            .expect("a report");
+        got.push((r.seq, r.delivery().expect("known status")));
+    }
+    assert_eq!(
+        got,
+        [
+            (1, Delivery::Invalid),
+            (2, Delivery::Invalid),
+            (3, Delivery::Invalid),
+            (4, Delivery::Invalid),
+            (5, Delivery::RecipientGone),
+            (6, Delivery::Delivered),
+        ]
+    );
+    assert_eq!(body(&bob.receive().await), "still here");
+    bob.has_nothing_more();
+}

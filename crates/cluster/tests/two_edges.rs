@@ -468,3 +468,57 @@ async fn a_bad_envelope_is_answered_invalid_and_the_stream_goes_on() {
     assert_eq!(body(&bob.receive().await), "still here");
     bob.has_nothing_more();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_replaced_from_another_edge_is_closed_by_its_own_edge_with_conflict() {
+    let cluster = Cluster::start(ForwardConfig::default()).await;
+    let mut old = Persona::bind(&cluster.node1, ALICE, 8).await;
+    // The new session for the same full JID is on edge 2: edge 2 cannot close edge 1's session;
+    // edge 1 does when its replica reports the replacement (here: called directly).
+    let new = Persona::bind(&cluster.node2, ALICE, 8).await;
+    assert!(
+        old.inbox.try_recv().is_err(),
+        "edge 2 closed a session it does not hold"
+    );
+    let other: FullJid = "alice@example.org/other".parse().expect("jid");
+    assert!(
+        !cluster.node1.router.close_replaced(&other, old.session),
+        "a session bound to another JID is left alone (session ids restart with a node)"
+    );
+    assert!(old.inbox.try_recv().is_err());
+    assert!(cluster.node1.router.close_replaced(&old.jid, old.session));
+    match old.inbox.try_recv() {
+        Ok(Outbound::Close(e)) => {
+            assert_eq!(e.condition, corvid_stanza::StreamCondition::Conflict)
+        }
+        other => panic!("expected a conflict close, got {other:?}"),
+    }
+    assert!(!cluster
+        .node2
+        .router
+        .close_replaced(&new.jid, SessionId(999)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_route_puts_a_stanza_only_into_the_session_of_this_node_the_route_names() {
+    let cluster = Cluster::start(ForwardConfig::default()).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 8).await;
+    let sender = cluster.node1.router.services().sender.clone();
+    let session = alice.session;
+    let route = |node: u64, jid: &str| Route {
+        jid: jid.parse().expect("jid"),
+        node: NodeId(node),
+        session,
+        priority: 0,
+        available: true,
+    };
+    let st = || chat(BOB, ALICE, "r1", "direct");
+    // The same session id on another node is another session: never this one.
+    assert!(!sender.to_route(&route(2, ALICE), st()).await);
+    // Session ids restart with a node: the id alone is not enough, the JID must match.
+    assert!(!sender.to_route(&route(1, BOB), st()).await);
+    alice.has_nothing_more();
+    assert!(sender.to_route(&route(1, ALICE), st()).await);
+    let got = alice.receive().await;
+    assert_eq!(got.id(), Some("r1"));
+}

@@ -19,6 +19,11 @@ pub trait StanzaSender: Send + Sync {
     /// `deliver` hooks): for modules that held it back or stored it for that session
     /// (client state indication, offline delivery). False if the session is gone or stuck.
     async fn to_session(&self, session: crate::SessionId, stanza: Stanza) -> bool;
+    /// Like [`StanzaSender::to_session`] for the session a registry route names: only if that
+    /// session is on this node and still bound to `route.jid` (session ids are per node and
+    /// restart with it, so a route of another node must never pick a local session). False
+    /// otherwise: sessions on other nodes are not reached this way yet.
+    async fn to_route(&self, route: &crate::Route, stanza: Stanza) -> bool;
 }
 
 /// The server as handlers see it.

@@ -3,11 +3,15 @@
 //! # Layout
 //! - `server.rs`: [`server::Server`]: starts a node from [`corvid_settings::Settings`].
 //! - `tls.rs`: certificate loading, or generation of a self-signed one.
+//! - `cluster.rs`: [`cluster::Member`]: with `cluster.enabled`, the node's Raft member of the
+//!   session registry, its gRPC server (Raft + `Router.Deliver`), bootstrap, lease renewal and
+//!   expiry, and conflict kicks for sessions replaced on other nodes.
 //! - `storage.rs`: [`storage::open`]: the backend `storage.backend` names (embedded or Redis).
 //! - `cli/`: the admin commands (`corvid user …`).
 //! - `doap.rs`: the DOAP description of what is implemented (`corvid doap`).
 
 pub mod cli;
+pub mod cluster;
 pub mod doap;
 pub mod server;
 pub mod storage;

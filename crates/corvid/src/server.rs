@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use corvid_c2s::{accept_loop, C2sContext, Config, ConnectionLimits, Listener};
-use corvid_core::{NodeId, Registrar, Services};
+use corvid_core::{NodeId, Registrar, Services, SessionRegistry};
 use corvid_jid::DomainPart;
 use corvid_router::{LocalRegistry, Router};
 use corvid_settings::Settings;
@@ -25,6 +25,8 @@ pub struct Server {
     store: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// The registry's Raft member, in a cluster.
+    raft: Option<corvid_raft::RegistryNode>,
 }
 
 impl Server {
@@ -65,8 +67,17 @@ impl Server {
             registrar.install(m);
         }
         let modules = Arc::new(registrar.freeze());
-        let registry = Arc::new(LocalRegistry::new());
-        let router = Router::new(NodeId(0), registry, settings.limits.max_resources_per_user);
+        // A single node keeps the in-process table; a cluster member builds on the Raft group.
+        let member = if settings.cluster.enabled {
+            Some(crate::cluster::Member::open(&settings).await?)
+        } else {
+            None
+        };
+        let (node_id, registry): (NodeId, Arc<dyn SessionRegistry>) = match &member {
+            Some(m) => (m.node_id(), m.registry()),
+            None => (NodeId(0), Arc::new(LocalRegistry::new())),
+        };
+        let router = Router::new(node_id, registry, settings.limits.max_resources_per_user);
         router.set_services(Services {
             domains: domains.clone(),
             store: store.clone(),
@@ -115,6 +126,13 @@ impl Server {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let raft = match member {
+            Some(m) => Some(
+                m.run(router.clone(), shutdown_rx.clone(), &mut tasks)
+                    .await?,
+            ),
+            None => None,
+        };
         let bind = |addr: &str,
                     kind: Listener|
          -> anyhow::Result<Option<(SocketAddr, std::net::TcpListener)>> {
@@ -156,6 +174,7 @@ impl Server {
             store,
             shutdown,
             tasks,
+            raft,
         })
     }
 
@@ -183,6 +202,9 @@ impl Server {
         while self.tasks.join_next().await.is_some() {}
         // Give sessions a moment to write their stream errors.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(raft) = self.raft.take() {
+            raft.shutdown().await;
+        }
     }
 }
 

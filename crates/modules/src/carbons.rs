@@ -166,7 +166,7 @@ impl Carbons {
             let copy = wrap(direction, original, account, &route.jid);
             if !services
                 .sender
-                .to_session(route.session, Stanza::from_trusted(Kind::Message, copy))
+                .to_route(route, Stanza::from_trusted(Kind::Message, copy))
                 .await
             {
                 tracing::debug!(what = "carbon-undelivered", session = %route.session);

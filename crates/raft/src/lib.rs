@@ -19,7 +19,11 @@
 //!   `corvid.v1.RaftService` call) and [`RaftGrpc`] (the server side, handing requests to the
 //!   local [`Raft`] handle). Transport failures are [`corvid_proto::ClusterError`]s.
 //! - `node.rs`: [`RegistryNode`], one running member: opens the stores, starts Raft and the gRPC
-//!   server, proposes commands, exposes the replica.
+//!   server (with other services beside Raft's if asked), proposes commands, exposes the replica.
+//! - `registry.rs`: [`RaftRegistry`], the [`corvid_core::SessionRegistry`] of a clustered edge:
+//!   reads from the local [`Replica`], writes proposed to the leader (over the `Propose` RPC when
+//!   the leader is another node), each with a deadline so a node cut off from the quorum refuses
+//!   binds instead of hanging.
 //!
 //! ```text
 //!   RegistryNode::propose(Command) ─▶ Raft (leader) ─▶ LogStore (redb, fsync) ─┐
@@ -40,11 +44,13 @@ use corvid_registry::{Command, Outcome};
 mod log_store;
 mod network;
 mod node;
+mod registry;
 mod state_machine;
 
 pub use log_store::{LogStore, LogStoreError};
 pub use network::{Network, NetworkConnection, RaftGrpc};
 pub use node::{NodeError, RegistryNode};
+pub use registry::RaftRegistry;
 pub use state_machine::{Replica, ReplicaEvent, StateMachineError, StateMachineStore};
 
 openraft::declare_raft_types!(

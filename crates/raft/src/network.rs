@@ -7,6 +7,10 @@
 //! `RPCError::RemoteError`. Transport and decoding failures are gRPC statuses built from
 //! [`ClusterError`] (the one mapping, in `corvid-proto`); on the calling side a retryable one is
 //! `RPCError::Unreachable` (openraft backs off) and the others `RPCError::Network`.
+//!
+//! `Propose` is not an openraft RPC: it carries a registry `Command` from a node that is not
+//! the leader ([`crate::RaftRegistry`]) and answers with the entry's log index and `Outcome`, or
+//! with the `NotLeader` status naming the leader.
 
 use std::time::Duration;
 
@@ -28,6 +32,8 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
+use corvid_registry::Command;
+
 use crate::{Raft, TypeConfig};
 
 /// The largest gRPC message a node accepts or sends. Snapshot chunks are the big ones: the node
@@ -43,6 +49,7 @@ enum Rpc {
     AppendEntries,
     Vote,
     InstallSnapshot,
+    Propose,
 }
 
 /// Openraft's network factory: one [`NetworkConnection`] per target node, to the gRPC address in
@@ -102,6 +109,7 @@ impl NetworkConnection {
             Rpc::AppendEntries => client.append_entries(request).await,
             Rpc::Vote => client.vote(request).await,
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
+            Rpc::Propose => client.propose(request).await,
         };
         let reply = reply.map_err(|status| {
             let e = ClusterError::from(status);
@@ -204,5 +212,11 @@ impl RaftService for RaftGrpc {
     ) -> Result<Response<RaftReply>, Status> {
         let req: InstallSnapshotRequest<TypeConfig> = decode(request, Rpc::InstallSnapshot)?;
         encode(&self.raft.install_snapshot(req).await, Rpc::InstallSnapshot)
+    }
+
+    async fn propose(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let command: Command = decode(request, Rpc::Propose)?;
+        let proposed = crate::node::propose_on(&self.raft, command).await?;
+        encode(&proposed, Rpc::Propose)
     }
 }

@@ -11,6 +11,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
@@ -46,7 +47,9 @@ pub struct RegistryNode {
     addr: SocketAddr,
     raft: Raft,
     replica: Replica,
-    server: JoinHandle<()>,
+    /// The listener until [`RegistryNode::serve`] takes it.
+    listener: Option<TcpListener>,
+    server: Option<JoinHandle<()>>,
 }
 
 impl RegistryNode {
@@ -75,6 +78,20 @@ impl RegistryNode {
         listener: TcpListener,
         config: openraft::Config,
     ) -> Result<Self, NodeError> {
+        let mut node = Self::open(id, data_dir, listener, config).await?;
+        node.serve(Routes::default());
+        Ok(node)
+    }
+
+    /// Like [`Self::start`] but does not serve yet: [`Self::serve`] starts the gRPC server, with
+    /// other services beside Raft's on the same listener (built from this node's handles, e.g.
+    /// a router over [`Self::replica`]). Until then peers cannot reach this node.
+    pub async fn open(
+        id: u64,
+        data_dir: &Path,
+        listener: TcpListener,
+        config: openraft::Config,
+    ) -> Result<Self, NodeError> {
         let config = Arc::new(config.validate()?);
         let log = LogStore::open(&data_dir.join("log"))?;
         let state = StateMachineStore::open(&data_dir.join("state"))?;
@@ -83,24 +100,34 @@ impl RegistryNode {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let addr = listener.local_addr()?;
-        let service = RaftGrpc::new(raft.clone()).into_service();
-        let server = tokio::spawn(async move {
-            let served = Server::builder()
-                .add_service(service)
-                .serve_with_incoming(TcpIncoming::from(listener))
-                .await;
-            if let Err(e) = served {
-                tracing::error!(what = "raft-server-stopped", node = id, error = %e);
-            }
-        });
-        tracing::info!(what = "raft-node-started", node = id, %addr);
         Ok(Self {
             id,
             addr,
             raft,
             replica,
-            server,
+            listener: Some(listener),
+            server: None,
         })
+    }
+
+    /// Starts the gRPC server on the listener: `corvid.v1.RaftService` plus every service in
+    /// `extra`. Does nothing if it is already serving.
+    pub fn serve(&mut self, extra: Routes) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        let id = self.id;
+        let routes = extra.add_service(RaftGrpc::new(self.raft.clone()).into_service());
+        self.server = Some(tokio::spawn(async move {
+            let served = Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming(TcpIncoming::from(listener))
+                .await;
+            if let Err(e) = served {
+                tracing::error!(what = "raft-server-stopped", node = id, error = %e);
+            }
+        }));
+        tracing::info!(what = "raft-node-started", node = id, addr = %self.addr);
     }
 
     /// This node's Raft id.
@@ -142,26 +169,45 @@ impl RegistryNode {
     /// leader's address when known. It waits as long as Raft does (no quorum: until one is
     /// back), so callers put their own deadline around it.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ClusterError> {
-        match self.raft.client_write(command).await {
-            Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ClusterError::NotLeader {
-                    leader: f.leader_node.map(|n| n.addr),
-                })
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ClusterError::Internal(e.to_string()))
-            }
-            Err(RaftError::Fatal(e)) => Err(ClusterError::Unavailable(e.to_string())),
-        }
+        propose_on(&self.raft, command).await.map(|p| p.outcome)
     }
 
     /// Stops serving peers and stops Raft. The data folder keeps the log and snapshot, so a
     /// node started again on it rejoins where it was.
     pub async fn shutdown(self) {
-        self.server.abort();
+        if let Some(server) = self.server {
+            server.abort();
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(what = "raft-shutdown-failed", node = self.id, error = %e);
         }
+    }
+}
+
+/// A committed proposal: its log index and what it did. The `Propose` RPC's reply (JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Proposed {
+    /// The entry's log index; a follower waits until it applied it before reading its table.
+    pub(crate) index: u64,
+    /// What applying it did.
+    pub(crate) outcome: Outcome,
+}
+
+/// [`RegistryNode::propose`] on a bare Raft handle (also what the `Propose` RPC calls).
+pub(crate) async fn propose_on(raft: &Raft, command: Command) -> Result<Proposed, ClusterError> {
+    match raft.client_write(command).await {
+        Ok(response) => Ok(Proposed {
+            index: response.log_id.index,
+            outcome: response.data,
+        }),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(ClusterError::NotLeader {
+                leader: f.leader_node.map(|n| n.addr),
+            })
+        }
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+            Err(ClusterError::Internal(e.to_string()))
+        }
+        Err(RaftError::Fatal(e)) => Err(ClusterError::Unavailable(e.to_string())),
     }
 }

@@ -262,3 +262,87 @@ async fn a_node_joining_after_the_log_was_purged_gets_the_snapshot_over_grpc() -
     first.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_registry_forwards_writes_to_the_leader_and_a_minority_refuses_binds() -> TestResult
+{
+    use corvid_core::{BindError, NodeId, Route, SessionId, SessionRegistry};
+    use corvid_raft::RaftRegistry;
+
+    let dirs = [
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    ];
+    let mut nodes = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        nodes.push(start(i as u64 + 1, dir.path()).await?);
+    }
+    let members: BTreeMap<u64, _> = nodes.iter().map(|n| (n.id(), n.node())).collect();
+    nodes[0].initialize(members).await?;
+    let all: Vec<&RegistryNode> = nodes.iter().collect();
+    let leader_id = leader_among(&all, None).await?;
+    let follower = nodes
+        .iter()
+        .position(|n| n.id() != leader_id)
+        .ok_or("no follower")?;
+    let deadline = Duration::from_secs(2);
+    let me = NodeId(nodes[follower].id());
+    let registry = RaftRegistry::new(me, &nodes[follower], deadline);
+    let route = |jid: &str, session: u64| -> Result<Route, Box<dyn std::error::Error>> {
+        Ok(Route {
+            jid: jid.parse()?,
+            node: me,
+            session: SessionId(session),
+            priority: 0,
+            available: false,
+        })
+    };
+
+    println!(
+        "=== a bind on follower {me:?} is forwarded to leader {leader_id} and read back locally"
+    );
+    assert_eq!(
+        registry
+            .bind(route("alice@example.org/phone", 1)?, 1)
+            .await?,
+        None
+    );
+    let jid = "alice@example.org/phone".parse()?;
+    assert_eq!(registry.lookup(&jid).map(|r| r.session), Some(SessionId(1)));
+    assert_eq!(registry.len(), 1);
+
+    println!("=== a second resource is over the limit of one; the same resource replaces");
+    assert_eq!(
+        registry
+            .bind(route("alice@example.org/laptop", 2)?, 1)
+            .await,
+        Err(BindError::TooManyResources)
+    );
+    let replaced = registry
+        .bind(route("alice@example.org/phone", 3)?, 1)
+        .await?;
+    assert_eq!(replaced.map(|r| r.session), Some(SessionId(1)));
+    registry.set_presence(&jid, SessionId(3), true, 5).await;
+    let bare = "alice@example.org".parse()?;
+    let resources = registry.resources(&bare);
+    assert_eq!(resources.len(), 1);
+    assert!(resources[0].available && resources[0].priority == 5);
+    registry.unbind(&jid, SessionId(3)).await;
+    assert!(registry.is_empty());
+
+    println!("=== with both other voters gone, the follower refuses binds within the deadline");
+    let keep = nodes.remove(follower);
+    for node in nodes {
+        node.shutdown().await;
+    }
+    let started = tokio::time::Instant::now();
+    let refused = registry.bind(route("bob@example.org/laptop", 4)?, 10).await;
+    assert!(
+        matches!(refused, Err(BindError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < deadline + Duration::from_secs(1));
+    keep.shutdown().await;
+    Ok(())
+}

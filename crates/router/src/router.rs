@@ -173,6 +173,27 @@ impl Router {
         Ok(())
     }
 
+    /// Closes the local session `session` with `conflict` if it is bound to `jid`: another
+    /// session (possibly on another node) took its full JID. The JID check matters because
+    /// session ids restart with a node. Returns whether a session was told.
+    pub fn close_replaced(&self, jid: &FullJid, session: SessionId) -> bool {
+        let mailbox = self
+            .mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&session)
+            .filter(|s| &s.jid == jid)
+            .map(|s| s.mailbox.clone());
+        let Some(mb) = mailbox else {
+            return false;
+        };
+        let err = StreamError::new(StreamCondition::Conflict)
+            .with_text("replaced by a new session for the same resource");
+        // A full mailbox belongs to a stuck session; it is closing anyway.
+        let _ = mb.try_send(Outbound::Close(err));
+        true
+    }
+
     /// Ends a session: removes its binding (if still its own) and mailbox, and runs the
     /// `session-closed` hooks.
     pub async fn unbind(&self, jid: &FullJid, session: SessionId) {
@@ -486,5 +507,25 @@ impl StanzaSender for RouterSender {
             return false;
         };
         mb.try_send(Outbound::Stanza(Box::new(stanza))).is_ok()
+    }
+
+    async fn to_route(&self, route: &Route, stanza: Stanza) -> bool {
+        let Some(router) = self.0.upgrade() else {
+            return false;
+        };
+        if route.node != router.node {
+            return false;
+        }
+        let mailbox = router
+            .mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&route.session)
+            .filter(|s| s.jid == route.jid)
+            .map(|s| s.mailbox.clone());
+        match mailbox {
+            Some(mb) => mb.try_send(Outbound::Stanza(Box::new(stanza))).is_ok(),
+            None => false,
+        }
     }
 }

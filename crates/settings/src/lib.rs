@@ -42,6 +42,8 @@ pub struct Settings {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Running as one member of a cluster (off: a single node).
+    pub cluster: ClusterConfig,
 }
 
 /// Identity of this server.
@@ -174,6 +176,73 @@ pub struct LogConfig {
     pub format: String,
 }
 
+/// Running as one member of a cluster. In this version every member is a combined node: a
+/// voter of the session registry's Raft group and an edge that holds client sessions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Off (the default): a single node with an in-process session table; the other keys are
+    /// still checked but not used.
+    pub enabled: bool,
+    /// This node's id in the cluster, at least 1 and listed in `members`.
+    pub node_id: u64,
+    /// Where this node's gRPC server listens (Raft, stanza forwarding between nodes).
+    pub listen: String,
+    /// `host:port` other nodes use to reach `listen`; empty uses `listen`.
+    pub advertise: String,
+    /// The registry voters, this node included, as `id=host:port` (the advertised address).
+    pub members: Vec<String>,
+    /// Lets the member with the lowest id create the Raft group when its data folder holds no
+    /// group yet. Idempotent: a node that already belongs to a group ignores it.
+    pub bootstrap: bool,
+    /// Folder of the Raft log and snapshot; empty uses `<storage.path>/raft`.
+    pub data_dir: String,
+    /// Milliseconds a node's lease lasts; a node whose lease runs out is declared down and its
+    /// sessions dropped.
+    pub lease_ttl_ms: u64,
+    /// Milliseconds between a node's lease renewals; less than `lease_ttl_ms`.
+    pub renew_every_ms: u64,
+}
+
+impl ClusterConfig {
+    /// The members as `(id, address)` pairs, in the order given. Entries that do not parse are
+    /// skipped ([`Settings::validate`] reports them).
+    pub fn member_addrs(&self) -> Vec<(u64, String)> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let (id, addr) = m.split_once('=')?;
+                Some((id.trim().parse().ok()?, addr.trim().to_owned()))
+            })
+            .collect()
+    }
+
+    /// The address peers use for this node: `advertise`, or `listen` when that is empty.
+    pub fn advertised(&self) -> &str {
+        if self.advertise.trim().is_empty() {
+            &self.listen
+        } else {
+            &self.advertise
+        }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            node_id: 1,
+            listen: "127.0.0.1:7001".into(),
+            advertise: String::new(),
+            members: vec!["1=127.0.0.1:7001".into()],
+            bootstrap: true,
+            data_dir: String::new(),
+            lease_ttl_ms: 5000,
+            renew_every_ms: 1000,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -186,6 +255,7 @@ impl Default for Settings {
             timeouts: TimeoutsConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

@@ -334,6 +334,13 @@ mod tests {
                 ("tls.cert_file" | "tls.key_file", _) => continue, // need real files; see tls test
                 ("server.domains", _) => "x.example",
                 ("auth.scram_iterations", _) => "5000",
+                ("cluster.node_id", _) => continue, // must be a member; see the cluster test
+                ("cluster.enabled", _) => "true",
+                ("cluster.listen", _) => "127.0.0.1:17001",
+                ("cluster.advertise", _) => "node1.example:7001",
+                ("cluster.members", _) => "1=127.0.0.1:7001,2=127.0.0.1:7002",
+                ("cluster.data_dir", _) => "/srv/corvid/raft",
+                ("cluster.renew_every_ms", _) => "500",
                 (_, Kind::Bool) => "false",
                 (_, Kind::UInt { .. }) => "123456",
                 (_, _) => panic!("no test value for {key}"),
@@ -344,6 +351,55 @@ mod tests {
             if key != "version" {
                 assert_ne!(settings, defaults, "{name}={value} changed nothing");
             }
+        }
+    }
+
+    #[test]
+    fn cluster_members_and_node_id_come_from_the_environment() {
+        let settings = load(
+            None,
+            &env(&[
+                ("CORVID__CLUSTER__ENABLED", "true"),
+                ("CORVID__CLUSTER__NODE_ID", "2"),
+                (
+                    "CORVID__CLUSTER__MEMBERS",
+                    "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003",
+                ),
+                ("CORVID__CLUSTER__LISTEN", "127.0.0.1:7002"),
+            ]),
+        )
+        .unwrap();
+        assert!(settings.cluster.enabled);
+        assert_eq!(settings.cluster.node_id, 2);
+        assert_eq!(
+            settings.cluster.member_addrs(),
+            [
+                (1, "127.0.0.1:7001".to_owned()),
+                (2, "127.0.0.1:7002".to_owned()),
+                (3, "127.0.0.1:7003".to_owned())
+            ]
+        );
+        assert_eq!(settings.cluster.advertised(), "127.0.0.1:7002");
+        // A node that is not a member, a malformed member, and renewals slower than the lease.
+        for (name, value, key) in [
+            ("CORVID__CLUSTER__NODE_ID", "9", "cluster.node_id"),
+            (
+                "CORVID__CLUSTER__MEMBERS",
+                "1@127.0.0.1:7001",
+                "cluster.members",
+            ),
+            ("CORVID__CLUSTER__MEMBERS", "1=a:1,1=b:2", "cluster.members"),
+            (
+                "CORVID__CLUSTER__RENEW_EVERY_MS",
+                "5000",
+                "cluster.renew_every_ms",
+            ),
+        ] {
+            assert_eq!(
+                invalid_key(load(None, &env(&[(name, value)]))),
+                key,
+                "{name}={value}"
+            );
         }
     }
 

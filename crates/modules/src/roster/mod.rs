@@ -30,6 +30,7 @@
 mod iq;
 pub mod payload;
 mod presence;
+pub use presence::announce_unavailable;
 mod sessions;
 pub mod store;
 mod subscribe;

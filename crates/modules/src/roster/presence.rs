@@ -31,6 +31,32 @@ async fn contacts(
     }
 }
 
+/// Tells the contacts of `jid` (those subscribed to its presence, RFC 6121 §4.5.2) and the
+/// account's other available resources that `jid` went offline, for a session that cannot say
+/// so itself: in a cluster, one held by a node that was declared down (this node is its
+/// "caretaker"). Presence directed by that session to others is not known here and is not
+/// undone.
+pub async fn announce_unavailable(services: &Services, jid: &FullJid) {
+    let me = Jid::Full(jid.clone());
+    let owner = jid.bare();
+    let mut to: Vec<Jid> = contacts(services, owner, |i| i.subscription().includes_from())
+        .await
+        .into_iter()
+        .map(Jid::Bare)
+        .collect();
+    for route in services.registry.resources(owner) {
+        if route.available && &route.jid != jid {
+            to.push(Jid::Full(route.jid));
+        }
+    }
+    for to in to {
+        services
+            .sender
+            .send(bare_presence(Some("unavailable"), me.clone(), to))
+            .await;
+    }
+}
+
 impl Inner {
     /// Presence without `to` from a client (§4.2.2, §4.4.2, §4.5.2). The router still records
     /// availability and priority afterwards.

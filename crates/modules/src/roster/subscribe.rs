@@ -221,7 +221,7 @@ impl Inner {
             // goes out at the next available resource (§3.1.3 rule 4).
             for route in services.registry.resources(account) {
                 if route.available {
-                    services.sender.to_session(route.session, st.clone()).await;
+                    services.sender.to_route(&route, st.clone()).await;
                 }
             }
         }

@@ -51,7 +51,75 @@ impl Settings {
         self.validate_limits()?;
         self.validate_timeouts()?;
         self.validate_auth()?;
-        self.validate_log()
+        self.validate_log()?;
+        self.validate_cluster()
+    }
+
+    /// Checked whether or not the cluster is enabled, like the Redis section.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        positive("cluster.node_id", c.node_id)?;
+        if c.listen.trim().is_empty() {
+            return invalid("cluster.listen", "must not be empty");
+        }
+        check_listen("cluster.listen", &c.listen)?;
+        if !c.advertise.trim().is_empty() && !is_host_port(&c.advertise) {
+            return invalid(
+                "cluster.advertise",
+                format!("`{}` is not `host:port`", c.advertise),
+            );
+        }
+        if c.members.is_empty() {
+            return invalid("cluster.members", "at least this node is needed");
+        }
+        let mut ids = HashSet::new();
+        for m in &c.members {
+            let Some((id, addr)) = m.split_once('=') else {
+                return invalid(
+                    "cluster.members",
+                    format!("`{m}` is not `id=host:port`, e.g. `1=10.0.0.1:7001`"),
+                );
+            };
+            let id = match id.trim().parse::<u64>() {
+                Ok(id) if id >= 1 => id,
+                _ => {
+                    return invalid(
+                        "cluster.members",
+                        format!("`{m}`: the id must be a whole number of at least 1"),
+                    )
+                }
+            };
+            if !is_host_port(addr.trim()) {
+                return invalid(
+                    "cluster.members",
+                    format!("`{m}`: `{addr}` is not `host:port`"),
+                );
+            }
+            if !ids.insert(id) {
+                return invalid(
+                    "cluster.members",
+                    format!("id {id} is listed more than once"),
+                );
+            }
+        }
+        if !ids.contains(&c.node_id) {
+            return invalid(
+                "cluster.node_id",
+                format!("{} is not one of cluster.members", c.node_id),
+            );
+        }
+        positive("cluster.lease_ttl_ms", c.lease_ttl_ms)?;
+        positive("cluster.renew_every_ms", c.renew_every_ms)?;
+        if c.renew_every_ms >= c.lease_ttl_ms {
+            return invalid(
+                "cluster.renew_every_ms",
+                format!(
+                    "{} is not below cluster.lease_ttl_ms ({}): the lease would run out between renewals",
+                    c.renew_every_ms, c.lease_ttl_ms
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn validate_server(&self) -> Result<(), ConfigError> {
@@ -295,6 +363,16 @@ fn check_listen(key: &str, value: &str) -> Result<(), ConfigError> {
             key,
             format!("`{value}` is not an address such as `0.0.0.0:5222` or `[::]:5222` (empty disables the listener)"),
         ),
+    }
+}
+
+/// `host:port` with a non-empty host and a port number.
+fn is_host_port(value: &str) -> bool {
+    match value.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+        }
+        None => false,
     }
 }
 

@@ -1,0 +1,286 @@
+//! Running as a combined cluster node: a voter of the registry's Raft group and an edge.
+//!
+//! [`Member::open`] opens the Raft member (not yet serving) and the [`RaftRegistry`] the router
+//! is built on; [`Member::run`] then serves Raft and `Router.Deliver` on one gRPC listener,
+//! bootstraps the group if this node is the one to, points the router's remote delivery at the
+//! other members, and starts the background tasks: lease renewal, lease expiry (on the leader),
+//! and acting on the replica's outcomes (closing local sessions replaced elsewhere, sending
+//! `unavailable` for sessions of a down node this node is the caretaker of).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use corvid_cluster::{DeliverService, ForwardConfig, GrpcForwarder};
+use corvid_core::NodeId;
+use corvid_raft::{BasicNode, RaftRegistry, RegistryNode, ReplicaEvent};
+use corvid_registry::{Command, Outcome};
+use corvid_router::Router;
+use corvid_settings::Settings;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+use tonic::service::Routes;
+use tracing::{debug, info, warn};
+
+/// How long a registry write (bind, unbind, presence) may take before it fails: a node cut off
+/// from the quorum refuses binds instead of hanging.
+const WRITE_DEADLINE: Duration = Duration::from_secs(3);
+/// How often the leader looks for expired leases.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+
+/// The cluster side of a running node.
+pub struct Member {
+    me: NodeId,
+    node: RegistryNode,
+    registry: Arc<RaftRegistry>,
+    members: BTreeMap<u64, String>,
+    bootstrap: bool,
+    lease_ttl_ms: u64,
+    renew_every: Duration,
+}
+
+impl Member {
+    /// Opens the Raft member on `cluster.listen` with its data in `cluster.data_dir` (default
+    /// `<storage.path>/raft`). Peers cannot reach it until [`Member::run`].
+    pub async fn open(settings: &Settings) -> anyhow::Result<Member> {
+        let c = &settings.cluster;
+        let data_dir = if c.data_dir.trim().is_empty() {
+            settings.storage.path.join("raft")
+        } else {
+            PathBuf::from(&c.data_dir)
+        };
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cluster.data_dir: cannot create {}", data_dir.display()))?;
+        let listener = TcpListener::bind(&c.listen)
+            .await
+            .with_context(|| format!("cluster.listen: cannot listen on {}", c.listen))?;
+        let node = RegistryNode::open(
+            c.node_id,
+            &data_dir,
+            listener,
+            RegistryNode::default_config(),
+        )
+        .await
+        .context("cannot start the registry's Raft member")?;
+        let me = NodeId(c.node_id);
+        let registry = RaftRegistry::new(me, &node, WRITE_DEADLINE);
+        Ok(Member {
+            me,
+            node,
+            registry,
+            members: c.member_addrs().into_iter().collect(),
+            bootstrap: c.bootstrap,
+            lease_ttl_ms: c.lease_ttl_ms,
+            renew_every: Duration::from_millis(c.renew_every_ms),
+        })
+    }
+
+    /// The session table to build the router on.
+    pub fn registry(&self) -> Arc<RaftRegistry> {
+        self.registry.clone()
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.me
+    }
+
+    /// Serves Raft and `Router.Deliver` for `router`, bootstraps the group if this node is the
+    /// member with the lowest id and `bootstrap` is on, sends stanzas for other nodes' sessions
+    /// over gRPC, and starts the background tasks in `tasks` (they end when `shutdown` turns
+    /// true). Returns the Raft member, to shut down last.
+    pub async fn run(
+        mut self,
+        router: Arc<Router>,
+        shutdown: watch::Receiver<bool>,
+        tasks: &mut JoinSet<()>,
+    ) -> anyhow::Result<RegistryNode> {
+        let deliver = DeliverService::new(router.clone()).with_shutdown(shutdown.clone());
+        self.node.serve(Routes::new(deliver.into_server()));
+
+        let peers: HashMap<NodeId, String> = self
+            .members
+            .iter()
+            .filter(|(id, _)| NodeId(**id) != self.me)
+            .map(|(id, addr)| (NodeId(*id), addr.clone()))
+            .collect();
+        router.set_remote(GrpcForwarder::new(peers, ForwardConfig::default()));
+
+        if self.bootstrap && self.members.keys().next() == Some(&self.me.0) {
+            self.bootstrap_group().await?;
+        }
+
+        tasks.spawn(renew_lease(
+            self.registry.clone(),
+            self.me,
+            self.lease_ttl_ms,
+            self.renew_every,
+            shutdown.clone(),
+        ));
+        tasks.spawn(expire_leases(
+            self.node.raft().clone(),
+            self.registry.clone(),
+            self.me,
+            shutdown.clone(),
+        ));
+        tasks.spawn(act_on_outcomes(
+            self.node.replica().subscribe(),
+            router,
+            self.me,
+            shutdown,
+        ));
+        Ok(self.node)
+    }
+
+    /// Initializes the group with every member as a voter, unless this node's log already
+    /// belongs to a group (a restart, or the group was created before): idempotent.
+    async fn bootstrap_group(&self) -> anyhow::Result<()> {
+        let initialized = self
+            .node
+            .raft()
+            .is_initialized()
+            .await
+            .map_err(|e| anyhow::anyhow!("raft: {e}"))?;
+        if initialized {
+            info!(
+                what = "raft-bootstrap-skipped",
+                reason = "already initialized"
+            );
+            return Ok(());
+        }
+        let voters: BTreeMap<u64, BasicNode> = self
+            .members
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+            .collect();
+        info!(what = "raft-bootstrap", voters = ?self.members);
+        // Another start may have raced us to it (it is refused then, which is fine).
+        if let Err(e) = self.node.initialize(voters).await {
+            warn!(what = "raft-bootstrap-refused", error = %e);
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch by this node's clock.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Renews this node's lease every `every` until shutdown.
+async fn renew_lease(
+    registry: Arc<RaftRegistry>,
+    me: NodeId,
+    ttl_ms: u64,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let command = Command::RenewLease {
+            node: me,
+            now_ms: now_ms(),
+            ttl_ms,
+        };
+        match registry.propose(command).await {
+            Ok(Outcome::LeaseRenewed { revived: true, .. }) => {
+                warn!(
+                    what = "lease-revived",
+                    "this node had been declared down; its old sessions were dropped"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => debug!(what = "lease-renew-failed", error = %e),
+        }
+    }
+}
+
+/// On the leader, declares down every node whose lease ran out, once a second.
+async fn expire_leases(
+    raft: corvid_raft::Raft,
+    registry: Arc<RaftRegistry>,
+    me: NodeId,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(EXPIRE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if raft.metrics().borrow().current_leader != Some(me.0) {
+            continue;
+        }
+        match registry
+            .propose(Command::ExpireLeases { now_ms: now_ms() })
+            .await
+        {
+            Ok(Outcome::NodesDown { nodes, dropped }) if !nodes.is_empty() => {
+                warn!(what = "nodes-down", ?nodes, sessions = dropped.len());
+            }
+            Ok(_) => {}
+            Err(e) => debug!(what = "expire-leases-failed", error = %e),
+        }
+    }
+}
+
+/// Acts on what each applied entry did: a session of this node replaced by a bind anywhere is
+/// closed with `conflict` (RFC 6120 §7.7.2.2); for each available session dropped with a down
+/// node whose caretaker is this node, its contacts are told it went `unavailable`.
+async fn act_on_outcomes(
+    mut events: broadcast::Receiver<ReplicaEvent>,
+    router: Arc<Router>,
+    me: NodeId,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = shutdown.changed() => return,
+        };
+        match event {
+            Ok(ReplicaEvent::Applied {
+                outcome: Outcome::Bound {
+                    replaced: Some(old),
+                },
+                ..
+            }) if old.node == me => {
+                if router.close_replaced(&old.jid, old.session) {
+                    debug!(what = "session-replaced-elsewhere", jid = %old.jid, session = %old.session);
+                }
+            }
+            Ok(ReplicaEvent::Applied {
+                outcome: Outcome::NodesDown { dropped, .. },
+                ..
+            }) => {
+                for d in dropped {
+                    if d.caretaker == Some(me) && d.route.available {
+                        info!(what = "caretaker-unavailable", jid = %d.route.jid, node = d.route.node.0);
+                        corvid_modules::roster::announce_unavailable(
+                            router.services(),
+                            &d.route.jid,
+                        )
+                        .await;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!(what = "replica-events-lagged", missed = n);
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

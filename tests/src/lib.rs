@@ -141,3 +141,19 @@ pub async fn assert_still_serving(server: &TestServer) -> anyhow::Result<()> {
     second.close().await?;
     Ok(())
 }
+
+/// A loopback TCP port for a server process this test starts itself. It lies below Linux's
+/// ephemeral range (32768–60999), so no outgoing connection can take it between now and the
+/// server binding it, and it is different on every call within this test binary.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = 20_000 + std::process::id() % 8_000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (start - 20_000 + n) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+}

@@ -4,12 +4,12 @@
 //! killed with SIGKILL, and the two left (a quorum of 2 of 3) keep routing and binding.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use corvid_store_redis::testing::RedisServer;
-use corvid_tests::{ns, Client, Received, StreamEvent, TestServer};
+use corvid_tests::{free_port, ns, Client, Received, StreamEvent, TestServer};
 use corvid_xml::Element;
 use tokio::time::Instant;
 
@@ -29,14 +29,6 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts node `id` of the cluster described by `members` (`id=host:port,…`), gRPC on `grpc`.

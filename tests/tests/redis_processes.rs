@@ -3,12 +3,12 @@
 //! other. The processes run the real program (`corvid-test-node` is `corvid::cli::main`).
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use corvid_store_redis::testing::RedisServer;
-use corvid_tests::{ns, Client, Received, StreamEvent, TestServer};
+use corvid_tests::{free_port, ns, Client, Received, StreamEvent, TestServer};
 use corvid_xml::Element;
 
 const NS_ROSTER: &str = "jabber:iq:roster";
@@ -25,14 +25,6 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn node(redis: &RedisServer) -> Node {

@@ -456,6 +456,19 @@ impl Client {
         self.next_within(self.timeout).await
     }
 
+    /// Every element that arrives until nothing more comes for `quiet` (the stream must stay
+    /// open meanwhile).
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Element> {
+        let mut got = Vec::new();
+        loop {
+            match self.next_within(quiet).await {
+                Received::Event(StreamEvent::Element(e)) => got.push(e),
+                Received::TimedOut => return got,
+                other => panic!("{}: expected stanzas, got {other}", self.name),
+            }
+        }
+    }
+
     /// The next thing the server sent, waiting at most `limit`.
     pub async fn next_within(&mut self, limit: Duration) -> Received {
         let deadline = Instant::now() + limit;

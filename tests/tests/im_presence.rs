@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use corvid_tests::{ns, Client, Received, StreamEvent, TestServer};
+use corvid_tests::{ns, Client, TestServer};
 use corvid_xml::Element;
 
 const NS_ROSTER: &str = "jabber:iq:roster";
@@ -28,14 +28,7 @@ async fn login(server: &TestServer, user: &str, resource: &str) -> Client {
 
 /// Everything that arrives until nothing more comes for [`QUIET`].
 async fn drain(c: &mut Client) -> Vec<Element> {
-    let mut got = Vec::new();
-    loop {
-        match c.next_within(QUIET).await {
-            Received::Event(StreamEvent::Element(e)) => got.push(e),
-            Received::TimedOut => return got,
-            other => panic!("{}: expected stanzas, got {other}", c.name()),
-        }
-    }
+    c.drain(QUIET).await
 }
 
 /// Logs in, asks for the roster (an interested resource, RFC 6121 §2.2), sends `presence`

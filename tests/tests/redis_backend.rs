@@ -7,9 +7,7 @@
 use std::time::Duration;
 
 use corvid_store_redis::testing::RedisServer;
-use corvid_tests::{
-    ns, Client, Mechanism, Received, SaslOutcome, Storage, StreamEvent, TestServer,
-};
+use corvid_tests::{ns, Client, Mechanism, SaslOutcome, Storage, TestServer};
 use corvid_xml::Element;
 
 const NS_ROSTER: &str = "jabber:iq:roster";
@@ -23,14 +21,7 @@ fn shared(redis: &RedisServer) -> Storage {
 
 /// Everything that arrives until nothing more comes for a moment.
 async fn drain(c: &mut Client) -> Vec<Element> {
-    let mut got = Vec::new();
-    loop {
-        match c.next_within(Duration::from_millis(300)).await {
-            Received::Event(StreamEvent::Element(e)) => got.push(e),
-            Received::TimedOut => return got,
-            other => panic!("{}: expected stanzas, got {other}", c.name()),
-        }
-    }
+    c.drain(Duration::from_millis(300)).await
 }
 
 async fn roster_jids(c: &mut Client) -> Vec<String> {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use corvid_store_redis::testing::RedisServer;
-use corvid_tests::{free_port, ns, Client, Received, StreamEvent, TestServer};
+use corvid_tests::{free_port, ns, Client, TestServer};
 use corvid_xml::Element;
 
 const NS_ROSTER: &str = "jabber:iq:roster";
@@ -59,14 +59,7 @@ async fn node(redis: &RedisServer) -> Node {
 }
 
 async fn drain(c: &mut Client) -> Vec<Element> {
-    let mut got = Vec::new();
-    loop {
-        match c.next_within(Duration::from_millis(300)).await {
-            Received::Event(StreamEvent::Element(e)) => got.push(e),
-            Received::TimedOut => return got,
-            other => panic!("{}: expected stanzas, got {other}", c.name()),
-        }
-    }
+    c.drain(Duration::from_millis(300)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

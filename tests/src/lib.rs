@@ -8,6 +8,9 @@
 //!   direct TLS), writes bytes (whole or cut into pieces), reads [`Received`] events through
 //!   `corvid_xml::Parser`, and runs negotiation steps: STARTTLS, SASL, bind, or all of RFC 6120
 //!   §9 at once with [`Client::login`].
+//! - `cluster.rs`: [`cluster::Cluster`]: real `corvid serve` processes (combined, registry or
+//!   edge nodes) on loopback sharing one Redis, with kill -9, restart and logins that wait for a
+//!   quorum, for multi-node scenarios.
 //! - `scram.rs`: [`scram::ScramClient`], a SCRAM-SHA-1/-256(-PLUS) client written independently
 //!   of the server's, which verifies the server signature.
 //! - `tls.rs`: a TLS connector that accepts the server's self-signed certificate.
@@ -23,6 +26,7 @@
 //! and cites the RFC section it holds the server to.
 
 mod client;
+pub mod cluster;
 pub mod scram;
 mod server;
 mod tls;

@@ -12,6 +12,8 @@
 //! - `malformed.rs`: [`Malformed`], why a message from a peer was refused, one variant per fault.
 //! - `delivery.rs`: [`Delivery`], the outcome of delivering one envelope.
 //! - `routed.rs`: [`RoutedStanza`], a checked envelope: JIDs parsed, session optional.
+//! - `transport.rs`: [`Transport`], the one place node-to-node channels and servers are made:
+//!   plain HTTP/2, or mutual TLS against the cluster CA.
 //! - `pb_impl/`: the conversions between [`v1`] messages and the types above, one file per
 //!   message or enum.
 //!
@@ -37,11 +39,13 @@ mod error;
 mod malformed;
 mod pb_impl;
 mod routed;
+mod transport;
 
 pub use delivery::Delivery;
 pub use error::ClusterError;
 pub use malformed::Malformed;
 pub use routed::RoutedStanza;
+pub use transport::{Transport, TransportError};
 
 /// Package `corvid.v1`: messages, `*_client` and `*_server` modules generated from
 /// `proto/corvid/v1/`. The `.proto` comments become the items' documentation.

@@ -15,6 +15,13 @@ use tracing::{debug, warn};
 
 use crate::{decide, BindError, Decision, Route, SessionRegistry};
 
+/// Milliseconds since the Unix epoch by this machine's clock (0 if it is set before 1970).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// What a session's mailbox carries.
 #[derive(Debug)]
 pub enum Outbound {
@@ -60,7 +67,9 @@ impl Router {
             mailboxes: RwLock::new(HashMap::new()),
             services: OnceLock::new(),
             remote: RwLock::new(None),
-            next_session: AtomicU64::new(1),
+            // Ids carry this start's time, so a restarted node never reuses one (a route of its
+            // previous run may still be in a cluster's table until its lease runs out).
+            next_session: AtomicU64::new(SessionId::first_at(unix_ms()).0),
             max_resources,
         })
     }
@@ -102,7 +111,7 @@ impl Router {
         &self.registry
     }
 
-    /// A fresh session id.
+    /// A fresh session id, unique on this node across restarts ([`SessionId::first_at`]).
     pub fn new_session_id(&self) -> SessionId {
         SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
     }

@@ -240,6 +240,9 @@ pub struct StreamError {
     pub condition: StreamCondition,
     /// Human-readable text (English), if any.
     pub text: Option<String>,
+    /// Character data of the condition element itself: only `see-other-host` has any, the host
+    /// to reconnect to (RFC 6120 §4.9.3.19).
+    pub content: Option<String>,
 }
 
 impl StreamError {
@@ -248,6 +251,16 @@ impl StreamError {
         Self {
             condition,
             text: None,
+            content: None,
+        }
+    }
+    /// `see-other-host` naming where to reconnect (RFC 6120 §4.9.3.19): a domain name, an IPv4
+    /// address, or an IPv6 address in square brackets, each optionally with `:port`.
+    pub fn see_other_host(host: impl Into<String>) -> Self {
+        Self {
+            condition: StreamCondition::SeeOtherHost,
+            text: None,
+            content: Some(host.into()),
         }
     }
     /// With explanatory text.
@@ -258,7 +271,11 @@ impl StreamError {
     /// The `<stream:error/>` element.
     pub fn to_element(&self) -> Element {
         let mut e = Element::new("error", ns::STREAM);
-        e.push(Element::new(self.condition.as_str(), ns::STREAMS));
+        let mut condition = Element::new(self.condition.as_str(), ns::STREAMS);
+        if let Some(content) = &self.content {
+            condition = condition.with_text(content.clone());
+        }
+        e.push(condition);
         if let Some(t) = &self.text {
             let mut text = Element::new("text", ns::STREAMS).with_text(t.clone());
             text.attrs.push(Attr {
@@ -310,6 +327,17 @@ mod tests {
         let e = StreamError::new(StreamCondition::HostUnknown).to_element();
         assert!(e.is("error", ns::STREAM));
         assert!(e.child("host-unknown", ns::STREAMS).is_some());
+    }
+
+    #[test]
+    fn see_other_host_carries_the_host_as_the_condition_text() {
+        // RFC 6120 §4.9.3.19: <see-other-host xmlns='…streams'>[2001:db8::9]:5222</see-other-host>
+        let e = StreamError::see_other_host("[2001:db8::9]:5222").to_element();
+        let condition = e.child("see-other-host", ns::STREAMS).unwrap();
+        assert_eq!(condition.text(), "[2001:db8::9]:5222");
+        // Other conditions stay empty elements.
+        let e = StreamError::new(StreamCondition::SystemShutdown).to_element();
+        assert_eq!(e.child("system-shutdown", ns::STREAMS).unwrap().text(), "");
     }
 
     #[test]

@@ -176,21 +176,25 @@ pub struct LogConfig {
     pub format: String,
 }
 
-/// Running as one member of a cluster. In this version every member is a combined node: a
-/// voter of the session registry's Raft group and an edge that holds client sessions.
+/// Running as one member of a cluster, in one of the roles of [`ClusterRole`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// Off (the default): a single node with an in-process session table; the other keys are
     /// still checked but not used.
     pub enabled: bool,
-    /// This node's id in the cluster, at least 1 and listed in `members`.
+    /// `combined` (the default: a registry voter and an edge), `registry` or `edge`; see
+    /// [`ClusterRole`] and [`ClusterConfig::role`].
+    pub role: String,
+    /// This node's id in the cluster, at least 1. A `combined` or `registry` node is listed in
+    /// `members`; an `edge` is not (it joins as a learner under this id).
     pub node_id: u64,
     /// Where this node's gRPC server listens (Raft, stanza forwarding between nodes).
     pub listen: String,
     /// `host:port` other nodes use to reach `listen`; empty uses `listen`.
     pub advertise: String,
-    /// The registry voters, this node included, as `id=host:port` (the advertised address).
+    /// The registry voters as `id=host:port` (their advertised addresses): this node included
+    /// for `combined` and `registry`; for an `edge`, the nodes it asks to join the group.
     pub members: Vec<String>,
     /// Lets the member with the lowest id create the Raft group when its data folder holds no
     /// group yet. Idempotent: a node that already belongs to a group ignores it.
@@ -204,7 +208,63 @@ pub struct ClusterConfig {
     pub renew_every_ms: u64,
 }
 
+/// What a cluster node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClusterRole {
+    /// A voter of the registry's Raft group and an edge: the default, and what a cluster of
+    /// identical nodes runs.
+    Combined,
+    /// A voter of the registry's Raft group, with its durable log and snapshots; no client
+    /// listeners, no sessions, no lease.
+    Registry,
+    /// Client listeners, sessions and modules; a Raft learner that keeps a local replica of the
+    /// session table, with no durable state of its own.
+    Edge,
+}
+
+impl ClusterRole {
+    /// Every role with its name in the configuration.
+    pub const ALL: [(&'static str, ClusterRole); 3] = [
+        ("combined", ClusterRole::Combined),
+        ("registry", ClusterRole::Registry),
+        ("edge", ClusterRole::Edge),
+    ];
+
+    /// The role named `name` (as in `cluster.role`), if there is one.
+    pub fn parse(name: &str) -> Option<ClusterRole> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name.trim())
+            .map(|(_, r)| *r)
+    }
+
+    /// Its name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterRole::Combined => "combined",
+            ClusterRole::Registry => "registry",
+            ClusterRole::Edge => "edge",
+        }
+    }
+
+    /// A voter of the registry group (durable Raft log, counted in the quorum).
+    pub fn is_voter(self) -> bool {
+        matches!(self, ClusterRole::Combined | ClusterRole::Registry)
+    }
+
+    /// Holds client connections and sessions (and a lease).
+    pub fn is_edge(self) -> bool {
+        matches!(self, ClusterRole::Combined | ClusterRole::Edge)
+    }
+}
+
 impl ClusterConfig {
+    /// This node's role; a `cluster.role` that names none ([`Settings::validate`] refuses it)
+    /// reads as `combined`.
+    pub fn role(&self) -> ClusterRole {
+        ClusterRole::parse(&self.role).unwrap_or(ClusterRole::Combined)
+    }
+
     /// The members as `(id, address)` pairs, in the order given. Entries that do not parse are
     /// skipped ([`Settings::validate`] reports them).
     pub fn member_addrs(&self) -> Vec<(u64, String)> {
@@ -231,6 +291,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             enabled: false,
+            role: "combined".into(),
             node_id: 1,
             listen: "127.0.0.1:7001".into(),
             advertise: String::new(),

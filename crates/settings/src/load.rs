@@ -335,6 +335,7 @@ mod tests {
                 ("server.domains", _) => "x.example",
                 ("auth.scram_iterations", _) => "5000",
                 ("cluster.node_id", _) => continue, // must be a member; see the cluster test
+                ("cluster.role", _) => continue,    // needs cluster.enabled; see the roles test
                 ("cluster.enabled", _) => "true",
                 ("cluster.listen", _) => "127.0.0.1:17001",
                 ("cluster.advertise", _) => "node1.example:7001",
@@ -401,6 +402,83 @@ mod tests {
                 "{name}={value}"
             );
         }
+    }
+
+    #[test]
+    fn cluster_roles_come_from_the_file_and_the_environment() {
+        use crate::ClusterRole;
+        // The default is today's node: a voter and an edge.
+        let defaults = Settings::default();
+        assert_eq!(defaults.cluster.role, "combined");
+        assert_eq!(defaults.cluster.role(), ClusterRole::Combined);
+        let cluster = [
+            ("CORVID__CLUSTER__ENABLED", "true"),
+            (
+                "CORVID__CLUSTER__MEMBERS",
+                "1=127.0.0.1:7001,2=127.0.0.1:7002",
+            ),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = cluster.to_vec();
+            vars.extend_from_slice(extra);
+            load(None, &env(&vars))
+        };
+        // A registry voter, listed in members; it needs no client listener.
+        let registry = with(&[
+            ("CORVID__CLUSTER__ROLE", "registry"),
+            ("CORVID__CLUSTER__NODE_ID", "2"),
+            ("CORVID__C2S__STARTTLS_LISTEN", ""),
+            ("CORVID__C2S__DIRECT_TLS_LISTEN", ""),
+        ])
+        .unwrap();
+        assert_eq!(registry.cluster.role(), ClusterRole::Registry);
+        assert!(registry.cluster.role().is_voter() && !registry.cluster.role().is_edge());
+        // An edge has an id of its own, not among the voters.
+        let edge = load_text(
+            "[cluster]\nenabled = true\nrole = \"edge\"\nnode_id = 11\nmembers = [\"1=127.0.0.1:7001\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(edge.cluster.role(), ClusterRole::Edge);
+        assert!(!edge.cluster.role().is_voter() && edge.cluster.role().is_edge());
+
+        for (vars, key) in [
+            // Not a role.
+            (&[("CORVID__CLUSTER__ROLE", "voter")][..], "cluster.role"),
+            // An edge whose id is a voter's.
+            (
+                &[
+                    ("CORVID__CLUSTER__ROLE", "edge"),
+                    ("CORVID__CLUSTER__NODE_ID", "1"),
+                ][..],
+                "cluster.node_id",
+            ),
+            // A registry node that is not a member.
+            (
+                &[
+                    ("CORVID__CLUSTER__ROLE", "registry"),
+                    ("CORVID__CLUSTER__NODE_ID", "3"),
+                ][..],
+                "cluster.node_id",
+            ),
+            // An edge without a client listener.
+            (
+                &[
+                    ("CORVID__CLUSTER__ROLE", "edge"),
+                    ("CORVID__CLUSTER__NODE_ID", "5"),
+                    ("CORVID__C2S__STARTTLS_LISTEN", ""),
+                    ("CORVID__C2S__DIRECT_TLS_LISTEN", ""),
+                ][..],
+                "c2s.starttls_listen",
+            ),
+        ] {
+            assert_eq!(invalid_key(with(vars)), key, "{vars:?}");
+        }
+        // A role other than combined on a single node.
+        assert_eq!(
+            invalid_key(load(None, &env(&[("CORVID__CLUSTER__ROLE", "edge")]))),
+            "cluster.role"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::load::ConfigError;
-use crate::{Settings, CONFIG_VERSION};
+use crate::{ClusterRole, Settings, CONFIG_VERSION};
 
 /// Storage backends this build can open.
 const BACKENDS: &[&str] = &["embedded", "redis"];
@@ -58,6 +58,22 @@ impl Settings {
     /// Checked whether or not the cluster is enabled, like the Redis section.
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.cluster;
+        let Some(role) = ClusterRole::parse(&c.role) else {
+            let names: Vec<&str> = ClusterRole::ALL.iter().map(|(n, _)| *n).collect();
+            return invalid(
+                "cluster.role",
+                format!("`{}` is not one of: {}", c.role, names.join(", ")),
+            );
+        };
+        if role != ClusterRole::Combined && !c.enabled {
+            return invalid(
+                "cluster.role",
+                format!(
+                    "`{}` needs cluster.enabled = true (a single node is always combined)",
+                    c.role
+                ),
+            );
+        }
         positive("cluster.node_id", c.node_id)?;
         if c.listen.trim().is_empty() {
             return invalid("cluster.listen", "must not be empty");
@@ -102,11 +118,27 @@ impl Settings {
                 );
             }
         }
-        if !ids.contains(&c.node_id) {
-            return invalid(
-                "cluster.node_id",
-                format!("{} is not one of cluster.members", c.node_id),
-            );
+        match (role.is_voter(), ids.contains(&c.node_id)) {
+            (true, false) => {
+                return invalid(
+                    "cluster.node_id",
+                    format!(
+                        "{} is not one of cluster.members (a {} node is a registry voter)",
+                        c.node_id,
+                        role.name()
+                    ),
+                )
+            }
+            (false, true) => {
+                return invalid(
+                    "cluster.node_id",
+                    format!(
+                        "{} is one of cluster.members, which lists the registry voters; an edge needs an id of its own",
+                        c.node_id
+                    ),
+                )
+            }
+            _ => {}
         }
         positive("cluster.lease_ttl_ms", c.lease_ttl_ms)?;
         positive("cluster.renew_every_ms", c.renew_every_ms)?;
@@ -149,7 +181,12 @@ impl Settings {
         let c2s = &self.c2s;
         check_listen("c2s.starttls_listen", &c2s.starttls_listen)?;
         check_listen("c2s.direct_tls_listen", &c2s.direct_tls_listen)?;
-        if c2s.starttls_listen.trim().is_empty() && c2s.direct_tls_listen.trim().is_empty() {
+        // A registry-only node opens no client listener, so it needs none configured.
+        let serves_clients = !self.cluster.enabled || self.cluster.role().is_edge();
+        if serves_clients
+            && c2s.starttls_listen.trim().is_empty()
+            && c2s.direct_tls_listen.trim().is_empty()
+        {
             return invalid(
                 "c2s.starttls_listen",
                 "c2s.starttls_listen and c2s.direct_tls_listen are both empty; at least one listener is needed",

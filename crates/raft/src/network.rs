@@ -17,7 +17,7 @@ use std::time::Duration;
 use corvid_proto::v1::raft_service_client::RaftServiceClient;
 use corvid_proto::v1::raft_service_server::{RaftService, RaftServiceServer};
 use corvid_proto::v1::{RaftReply, RaftRequest};
-use corvid_proto::ClusterError;
+use corvid_proto::{ClusterError, Transport};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -29,7 +29,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use corvid_registry::Command;
@@ -53,15 +53,24 @@ enum Rpc {
 }
 
 /// Openraft's network factory: one [`NetworkConnection`] per target node, to the gRPC address in
-/// its [`BasicNode`].
+/// its [`BasicNode`], over the node's [`Transport`] (plain HTTP/2 by default, or mutual TLS).
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    transport: Transport,
+}
+
+impl Network {
+    /// A network whose connections go over `transport`.
+    pub fn new(transport: Transport) -> Self {
+        Self { transport }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = NetworkConnection;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
-        NetworkConnection::new(target, &node.addr)
+        NetworkConnection::new(target, &node.addr, &self.transport)
     }
 }
 
@@ -75,9 +84,10 @@ pub struct NetworkConnection {
 }
 
 impl NetworkConnection {
-    /// A connection to node `target` listening on `addr` (`host:port`).
-    pub fn new(target: u64, addr: &str) -> Self {
-        let client = Endpoint::from_shared(format!("http://{addr}"))
+    /// A connection to node `target` listening on `addr` (`host:port`), over `transport`.
+    pub fn new(target: u64, addr: &str, transport: &Transport) -> Self {
+        let client = transport
+            .endpoint(addr)
             .map(|endpoint| {
                 let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
                 RaftServiceClient::new(channel)

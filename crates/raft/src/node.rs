@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use corvid_proto::ClusterError;
+use corvid_proto::{ClusterError, Transport};
 use corvid_registry::{Command, Outcome};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
 
 use crate::network::MAX_MESSAGE_BYTES;
 use crate::{
@@ -50,6 +49,8 @@ pub struct RegistryNode {
     /// The listener until [`RegistryNode::serve`] takes it.
     listener: Option<TcpListener>,
     server: Option<JoinHandle<()>>,
+    /// How this node talks to the others, as client and as server.
+    transport: Transport,
 }
 
 impl RegistryNode {
@@ -92,11 +93,23 @@ impl RegistryNode {
         listener: TcpListener,
         config: openraft::Config,
     ) -> Result<Self, NodeError> {
+        Self::open_with(id, data_dir, listener, config, Transport::plaintext()).await
+    }
+
+    /// [`Self::open`] with every connection to and from other nodes over `transport` (mutual
+    /// TLS in production).
+    pub async fn open_with(
+        id: u64,
+        data_dir: &Path,
+        listener: TcpListener,
+        config: openraft::Config,
+        transport: Transport,
+    ) -> Result<Self, NodeError> {
         let config = Arc::new(config.validate()?);
         let log = LogStore::open(&data_dir.join("log"))?;
         let state = StateMachineStore::open(&data_dir.join("state"))?;
         let replica = state.replica();
-        let raft = Raft::new(id, config, Network, log, state)
+        let raft = Raft::new(id, config, Network::new(transport.clone()), log, state)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let addr = listener.local_addr()?;
@@ -107,6 +120,7 @@ impl RegistryNode {
             replica,
             listener: Some(listener),
             server: None,
+            transport,
         })
     }
 
@@ -118,8 +132,17 @@ impl RegistryNode {
         };
         let id = self.id;
         let routes = extra.add_service(RaftGrpc::new(self.raft.clone()).into_service());
+        let mut builder = match self.transport.server() {
+            Ok(builder) => builder,
+            Err(e) => {
+                // The material was checked when the transport was made; this cannot happen
+                // unless that changes. Serving without TLS is never the fallback.
+                tracing::error!(what = "raft-server-tls-failed", node = id, error = %e);
+                return;
+            }
+        };
         self.server = Some(tokio::spawn(async move {
-            let served = Server::builder()
+            let served = builder
                 .add_routes(routes)
                 .serve_with_incoming(TcpIncoming::from(listener))
                 .await;
@@ -148,6 +171,11 @@ impl RegistryNode {
     /// The openraft handle (metrics, membership changes, `wait`).
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// How this node talks to the others.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// The local replica of the session table.

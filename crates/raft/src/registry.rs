@@ -9,10 +9,10 @@ use corvid_core::{BindError, NodeId, Route, SessionId, SessionRegistry};
 use corvid_jid::{BareJid, FullJid};
 use corvid_proto::v1::raft_service_client::RaftServiceClient;
 use corvid_proto::v1::RaftRequest;
-use corvid_proto::ClusterError;
+use corvid_proto::{ClusterError, Transport};
 use corvid_registry::{BindRefusal, Command, Outcome, RouteInfo};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Request;
 
 use crate::network::MAX_MESSAGE_BYTES;
@@ -35,6 +35,8 @@ pub struct RaftRegistry {
     raft: Raft,
     replica: Replica,
     deadline: Duration,
+    /// How to reach the leader.
+    transport: Transport,
     /// One lazily connected client per leader address seen.
     clients: Mutex<HashMap<String, RaftServiceClient<Channel>>>,
 }
@@ -47,6 +49,7 @@ impl RaftRegistry {
             raft: node.raft().clone(),
             replica: node.replica().clone(),
             deadline,
+            transport: node.transport().clone(),
             clients: Mutex::new(HashMap::new()),
         })
     }
@@ -124,7 +127,9 @@ impl RaftRegistry {
         if let Some(client) = clients.get(addr) {
             return Ok(client.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        let channel = self
+            .transport
+            .endpoint(addr)
             .map_err(|e| ClusterError::Invalid(format!("leader address `{addr}`: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .connect_lazy();
@@ -174,6 +179,7 @@ impl SessionRegistry for RaftRegistry {
                         raft,
                         replica,
                         deadline: self.deadline * 10,
+                        transport: self.transport.clone(),
                         clients,
                     };
                     tokio::spawn(async move { again.propose_logged(undo, "undo-bind").await });

@@ -379,6 +379,8 @@ fn envelope(route: &Route, stanza: &Stanza) -> v1::Envelope {
         to,
         stanza: crate::xml::encode(stanza),
         session: NonZeroU64::new(route.session.0),
+        // The receiver checks the session still holds it: ids alone may be stale.
+        session_jid: Some(route.jid.clone()),
         trace: HashMap::new(),
     })
 }

@@ -378,14 +378,16 @@ impl Router {
     /// Delivers a stanza that another node routed to `session` on this node: runs the
     /// `deliver` hooks like a local delivery and puts it in the session's mailbox.
     ///
-    /// [`RemoteError::Gone`] if the session is not (or no longer) here, or if the stanza's `to`
-    /// names another account than the session's: session ids restart with the node, so a
-    /// sender's stale route may name a session id that now belongs to someone else.
+    /// [`RemoteError::Gone`] if the session is not (or no longer) here, if it is no longer
+    /// bound to `expected` (the full JID the sender's route named; the resource moved or
+    /// vanished), or if the stanza's `to` names another account than the session's: a sender's
+    /// stale route may name a session id that now belongs to someone else.
     /// [`RemoteError::Unavailable`] if its mailbox is full. The sending node answers the sender
     /// on either.
     pub async fn deliver_local(
         &self,
         session: SessionId,
+        expected: Option<&FullJid>,
         stanza: Stanza,
     ) -> Result<(), RemoteError> {
         let jid = self
@@ -398,7 +400,9 @@ impl Router {
             debug!(what = "remote-recipient-gone", session = %session);
             return Err(RemoteError::Gone);
         };
-        if stanza.to().is_some_and(|to| to.bare() != jid.bare()) {
+        if stanza.to().is_some_and(|to| to.bare() != jid.bare())
+            || expected.is_some_and(|e| *e != jid)
+        {
             debug!(what = "remote-recipient-mismatch", session = %session, bound = %jid);
             return Err(RemoteError::Gone);
         }
@@ -523,18 +527,19 @@ impl StanzaSender for RouterSender {
             return false;
         };
         if route.node != router.node {
-            return false;
+            // The other node checks the session still holds `route.jid` and runs its hooks.
+            return router.to_remote_session(route, &stanza).await.is_ok();
         }
-        let mailbox = router
+        let holds_jid = router
             .mailboxes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&route.session)
-            .filter(|s| s.jid == route.jid)
-            .map(|s| s.mailbox.clone());
-        match mailbox {
-            Some(mb) => mb.try_send(Outbound::Stanza(Box::new(stanza))).is_ok(),
-            None => false,
-        }
+            .is_some_and(|s| s.jid == route.jid);
+        holds_jid
+            && router
+                .to_local_session(&route.jid, route.session, stanza)
+                .await
+                .is_ok()
     }
 }

@@ -141,7 +141,11 @@ async fn deliver(router: &Router, envelope: v1::Envelope) -> Delivery {
             return Delivery::Invalid;
         }
     };
-    match router.deliver_local(SessionId(session.get()), stanza).await {
+    let session = SessionId(session.get());
+    match router
+        .deliver_local(session, routed.session_jid.as_ref(), stanza)
+        .await
+    {
         Ok(()) => Delivery::Delivered,
         Err(RemoteError::Gone) => Delivery::RecipientGone,
         Err(RemoteError::Unavailable) => Delivery::QueueFull,

@@ -412,6 +412,7 @@ async fn a_bad_envelope_is_answered_invalid_and_the_stream_goes_on() {
         stanza: Bytes::from_static(stanza),
         session: bob.session.0,
         trace: HashMap::new(),
+        session_jid: Vec::new(),
     };
     let envelopes = vec![
         v1::Envelope {
@@ -500,25 +501,50 @@ async fn a_session_replaced_from_another_edge_is_closed_by_its_own_edge_with_con
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn to_route_puts_a_stanza_only_into_the_session_of_this_node_the_route_names() {
+async fn to_route_reaches_the_named_session_on_either_node_only_while_it_holds_the_jid() {
     let cluster = Cluster::start(ForwardConfig::default()).await;
     let mut alice = Persona::bind(&cluster.node1, ALICE, 8).await;
+    let mut bob = Persona::bind(&cluster.node2, BOB, 8).await;
     let sender = cluster.node1.router.services().sender.clone();
-    let session = alice.session;
-    let route = |node: u64, jid: &str| Route {
+    let route = |node: u64, jid: &str, session: SessionId| Route {
         jid: jid.parse().expect("jid"),
         node: NodeId(node),
         session,
         priority: 0,
         available: true,
     };
-    let st = || chat(BOB, ALICE, "r1", "direct");
-    // The same session id on another node is another session: never this one.
-    assert!(!sender.to_route(&route(2, ALICE), st()).await);
-    // Session ids restart with a node: the id alone is not enough, the JID must match.
-    assert!(!sender.to_route(&route(1, BOB), st()).await);
+    let st = |to: &str| chat(BOB, to, "r1", "direct");
+    // Alice's session id on node 2 is no session of hers: node 2 refuses it.
+    assert!(
+        !sender
+            .to_route(&route(2, ALICE, alice.session), st(ALICE))
+            .await
+    );
+    // The id alone is not enough, the JID must match.
+    assert!(
+        !sender
+            .to_route(&route(1, BOB, alice.session), st(ALICE))
+            .await
+    );
     alice.has_nothing_more();
-    assert!(sender.to_route(&route(1, ALICE), st()).await);
-    let got = alice.receive().await;
-    assert_eq!(got.id(), Some("r1"));
+    assert!(
+        sender
+            .to_route(&route(1, ALICE, alice.session), st(ALICE))
+            .await
+    );
+    assert_eq!(alice.receive().await.id(), Some("r1"));
+
+    // A session on node 2, whatever the stanza's `to` (here the bare JID): delivered over gRPC.
+    let bob_bare = "bob@example.org";
+    assert!(
+        sender
+            .to_route(&route(2, BOB, bob.session), st(bob_bare))
+            .await
+    );
+    assert_eq!(bob.receive().await.id(), Some("r1"));
+    // Bob's session on node 2 holds another resource than the route says (the resource moved):
+    // node 2 refuses it rather than deliver it to the wrong resource (RFC 6121 §8.5).
+    let moved = route(2, "bob@example.org/elsewhere", bob.session);
+    assert!(!sender.to_route(&moved, st(bob_bare)).await);
+    bob.has_nothing_more();
 }

@@ -19,10 +19,15 @@ pub trait StanzaSender: Send + Sync {
     /// `deliver` hooks): for modules that held it back or stored it for that session
     /// (client state indication, offline delivery). False if the session is gone or stuck.
     async fn to_session(&self, session: crate::SessionId, stanza: Stanza) -> bool;
-    /// Like [`StanzaSender::to_session`] for the session a registry route names: only if that
-    /// session is on this node and still bound to `route.jid` (session ids are per node and
-    /// restart with it, so a route of another node must never pick a local session). False
-    /// otherwise: sessions on other nodes are not reached this way yet.
+    /// Delivers a stanza to the one session a registry route names, on this node or on
+    /// another (over the cluster's router), whatever the stanza's `to`: for modules that chose
+    /// the recipient sessions themselves (carbon copies, subscription requests to available
+    /// resources, presence probes). The session's node runs its `deliver` hooks (so module
+    /// state kept on that node decides: carbons enabled, client state, last presence), then
+    /// puts it in the mailbox. False if the session no longer holds `route.jid` (it moved or
+    /// vanished; the caller handles the stanza as RFC 6121 §8.5 says for an unavailable
+    /// resource), is stuck, or its node cannot be reached. A hook that takes the stanza counts
+    /// as delivered.
     async fn to_route(&self, route: &crate::Route, stanza: Stanza) -> bool;
 }
 

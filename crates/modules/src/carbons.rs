@@ -147,11 +147,24 @@ impl Carbons {
         }
     }
 
-    /// The account's resources that want copies: available (RFC 6121 §4.2) and enabled.
+    /// The account's resources that may want copies: the available ones (RFC 6121 §4.2), on
+    /// any node. Whether a session enabled carbons is known only on its own node, so the copy
+    /// goes to every available resource and that node's `deliver` hook drops it for a session
+    /// that did not enable them (see [`Carbons::unwanted`]).
     fn targets(&self, services: &Services, account: &BareJid) -> Vec<Route> {
         let mut routes = services.registry.resources(account);
-        routes.retain(|r| r.available && self.is_enabled(r.session));
+        routes.retain(|r| r.available);
         routes
+    }
+
+    /// True for a carbon copy (`<sent/>` or `<received/>` from the account's bare JID, §6)
+    /// arriving for a session of that account that has not enabled carbons (§4).
+    fn unwanted(&self, jid: &FullJid, session: SessionId, stanza: &Stanza) -> bool {
+        let el = stanza.element();
+        stanza.kind() == Kind::Message
+            && el.attr("from") == Some(jid.bare().to_string().as_str())
+            && (el.child("sent", NS).is_some() || el.child("received", NS).is_some())
+            && !self.is_enabled(session)
     }
 
     async fn send_copies(
@@ -248,6 +261,13 @@ impl Hook for Carbons {
                 sessions,
             } if stanza.kind() == Kind::Message && eligible(stanza.element()) => {
                 self.inbound(services, account, stanza, sessions).await;
+            }
+            Event::Deliver {
+                jid,
+                session,
+                stanza,
+            } if self.unwanted(jid, *session, stanza) => {
+                return Flow::Stop;
             }
             Event::Deliver { stanza, .. } if stanza.kind() == Kind::Message => {
                 if let Some(el) = without_private(stanza.element()) {

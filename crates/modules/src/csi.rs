@@ -150,6 +150,11 @@ impl Csi {
     }
 
     async fn deliver(&self, services: &Services, session: SessionId, stanza: &Stanza) -> Flow {
+        if stanza.presence_type() == Some(corvid_stanza::PresenceType::Probe) {
+            // A probe forwarded to this session is for the roster module here to answer from
+            // its last presence (RFC 6121 §4.3.2), never for the client: not held.
+            return Flow::Continue;
+        }
         let Some(held) = self.held(session) else {
             return Flow::Continue;
         };

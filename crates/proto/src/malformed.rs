@@ -14,6 +14,12 @@ pub enum Malformed {
         /// Why it is not a JID.
         source: JidError,
     },
+    /// A JID field that must name a resource (a full JID) holds a bare JID.
+    #[error("`{field}` is not a full JID")]
+    NotFullJid {
+        /// The message field, as named in the `.proto` file.
+        field: &'static str,
+    },
     /// The stanza field is empty.
     #[error("`stanza` is empty")]
     EmptyStanza,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 
-use corvid_jid::Jid;
+use corvid_jid::{FullJid, Jid};
 use prost::bytes::Bytes;
 
 /// One stanza on its way to the edge holding its recipient, with its routing metadata checked.
@@ -21,6 +21,9 @@ pub struct RoutedStanza {
     pub stanza: Bytes,
     /// The target session on the receiving edge, or `None` to route by [`RoutedStanza::to`].
     pub session: Option<NonZeroU64>,
+    /// The full JID the target session must still hold, or `None` not to check it beyond
+    /// [`RoutedStanza::to`]'s bare JID.
+    pub session_jid: Option<FullJid>,
     /// W3C trace context (`traceparent`, `tracestate`) to continue the sender's trace.
     pub trace: HashMap<String, String>,
 }

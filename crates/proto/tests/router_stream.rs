@@ -161,6 +161,7 @@ fn envelope(seq: u64) -> Envelope {
             format!("00-{seq:032x}-00f067aa0ba902b7-01"),
         )]
         .into(),
+        session_jid: b"bob@b.example/laptop".to_vec(),
     }
 }
 

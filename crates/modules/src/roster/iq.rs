@@ -244,12 +244,12 @@ impl Inner {
         if state.subscription.includes_from() || state.pending_in {
             if state.subscription.includes_from() {
                 // §3.2.2 step 3: the contact stops seeing the user, so tell it the user is gone.
-                for (full, _) in self.available_presences(services, owner) {
+                for route in Self::available_routes(services, owner) {
                     services
                         .sender
                         .send(super::bare_presence(
                             Some("unavailable"),
-                            Jid::Full(full),
+                            Jid::Full(route.jid),
                             to.clone(),
                         ))
                         .await;

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use corvid_core::{Event, Flow, Hook, IqTarget, Module, Registrar, Services, SessionId, Spec};
-use corvid_jid::{BareJid, FullJid, Jid};
+use corvid_jid::{BareJid, Jid};
 use corvid_stanza::{ns, IqType, Kind, PresenceType, Stanza};
 use corvid_xml::Element;
 use tokio::sync::Mutex;
@@ -136,6 +136,14 @@ impl Hook for Hooks {
             }
             Event::LocalInbound { account, stanza } => {
                 inner.local_inbound(services, account, stanza).await
+            }
+            Event::Deliver {
+                jid,
+                session,
+                stanza,
+            } if stanza.presence_type() == Some(PresenceType::Probe) => {
+                inner.forwarded_probe(services, jid, *session, stanza).await;
+                Flow::Stop
             }
             Event::Deliver {
                 session, stanza, ..
@@ -272,15 +280,11 @@ impl Inner {
         }
     }
 
-    /// The last available presence of each of `owner`'s available resources (on this node).
-    fn available_presences(&self, services: &Services, owner: &BareJid) -> Vec<(FullJid, Element)> {
-        services
-            .registry
-            .resources(owner)
-            .into_iter()
-            .filter(|r| r.available)
-            .filter_map(|r| self.sessions.presence(r.session).map(|p| (r.jid, p)))
-            .collect()
+    /// The routes of `owner`'s available resources, on any node.
+    fn available_routes(services: &Services, owner: &BareJid) -> Vec<corvid_core::Route> {
+        let mut routes = services.registry.resources(owner);
+        routes.retain(|r| r.available);
+        routes
     }
 }
 

@@ -139,12 +139,8 @@ impl Inner {
             if route.session == session || !route.available {
                 continue;
             }
-            if let Some(p) = self.sessions.presence(route.session) {
-                services
-                    .sender
-                    .send(addressed(&p, Jid::Full(route.jid), me.clone()))
-                    .await;
-            }
+            // Its last presence is known on its own node, which answers.
+            probe_session(services, &route, Jid::Bare(owner.clone()), me.clone()).await;
         }
         for contact in contacts(services, owner, |i| i.subscription().includes_to()).await {
             if services.is_local(contact.domain()) {
@@ -262,17 +258,13 @@ impl Inner {
         }
         let mut answered = false;
         for route in routes {
-            if let Some(p) = self.sessions.presence(route.session) {
-                let st = if only.is_some() {
-                    // Full-JID probe: only the fact that the resource is available.
-                    bare_presence(None, Jid::Full(route.jid), prober.clone())
-                } else {
-                    // Rule 4: the full XML of its last broadcast presence.
-                    addressed(&p, Jid::Full(route.jid), prober.clone())
-                };
-                services.sender.send(st).await;
-                answered = true;
-            }
+            // The session's own node knows its last presence and answers (see
+            // [`Inner::forwarded_probe`]); a full-JID probe keeps its full `to`.
+            let to = match only {
+                Some(full) => Jid::Full(full.clone()),
+                None => Jid::Bare(owner.clone()),
+            };
+            answered |= probe_session(services, &route, to, prober.clone()).await;
         }
         if !answered {
             // Rule 3.
@@ -285,6 +277,32 @@ impl Inner {
                 ))
                 .await;
         }
+    }
+
+    /// A probe this server forwarded to one of `jid`'s sessions (`session`, on this node) after
+    /// checking the prober may see it: answered from the session's last presence (§4.3.2 rule
+    /// 4; a probe to the full JID learns only that the resource is available), never delivered
+    /// to the client. No answer if the session is no longer available: its unavailable
+    /// presence reaches the prober through the broadcast.
+    pub(super) async fn forwarded_probe(
+        &self,
+        services: &Services,
+        jid: &FullJid,
+        session: SessionId,
+        st: &Stanza,
+    ) {
+        let Some(prober) = st.from().cloned() else {
+            return;
+        };
+        let Some(p) = self.sessions.presence(session) else {
+            return;
+        };
+        let answer = if matches!(st.to(), Some(Jid::Full(_))) {
+            bare_presence(None, Jid::Full(jid.clone()), prober)
+        } else {
+            addressed(&p, Jid::Full(jid.clone()), prober)
+        };
+        services.sender.send(answer).await;
     }
 
     /// A resource became available (§3.1.3 rule 4): the subscription requests still waiting
@@ -345,4 +363,20 @@ impl Inner {
                 .await;
         }
     }
+}
+
+/// Asks the node holding `route`'s session to send its last presence to `prober`: a probe
+/// (`to` the owner's bare JID for the whole presence, the full JID for availability only)
+/// delivered to that session, whose node answers it ([`Inner::forwarded_probe`]). Last
+/// presence lives in the memory of the session's node; forwarding the probe there costs one
+/// hop per remote resource and keeps presence payloads out of the replicated session table.
+/// False if the session is gone or its node unreachable.
+pub(super) async fn probe_session(
+    services: &Services,
+    route: &corvid_core::Route,
+    to: Jid,
+    prober: Jid,
+) -> bool {
+    let probe = bare_presence(Some("probe"), prober, to);
+    services.sender.to_route(route, probe).await
 }

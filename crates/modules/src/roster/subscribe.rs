@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use super::payload::{self, LIMITS};
 use super::store::{self, RosterItem};
 use super::subscription::{self, Inbound, Outbound, Reply, SendPresence, SubState};
-use super::{addressed, bare_presence, Inner};
+use super::{bare_presence, Inner};
 
 /// The stored state of one (user, contact) pair: the item if there is one, else "pending in"
 /// if the contact's request is stored (A.1: a contact not in the roster is "None").
@@ -280,13 +280,15 @@ impl Inner {
         to: &Jid,
         available: bool,
     ) {
-        for (full, presence) in self.available_presences(services, owner) {
-            let st = if available {
-                addressed(&presence, Jid::Full(full), to.clone())
+        for route in Self::available_routes(services, owner) {
+            if available {
+                // The last presence is known on the session's node, which answers.
+                let bare = Jid::Bare(owner.clone());
+                super::presence::probe_session(services, &route, bare, to.clone()).await;
             } else {
-                bare_presence(Some("unavailable"), Jid::Full(full), to.clone())
-            };
-            services.sender.send(st).await;
+                let st = bare_presence(Some("unavailable"), Jid::Full(route.jid), to.clone());
+                services.sender.send(st).await;
+            }
         }
     }
 }

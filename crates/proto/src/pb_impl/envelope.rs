@@ -15,6 +15,10 @@ impl From<RoutedStanza> for v1::Envelope {
             stanza: r.stanza,
             session: r.session.map_or(0, NonZeroU64::get),
             trace: r.trace,
+            session_jid: r
+                .session_jid
+                .map(|j| j.to_string().into_bytes())
+                .unwrap_or_default(),
         }
     }
 }
@@ -30,12 +34,25 @@ impl TryFrom<v1::Envelope> for RoutedStanza {
         if e.stanza.is_empty() {
             return Err(Malformed::EmptyStanza);
         }
+        let session_jid = if e.session_jid.is_empty() {
+            None
+        } else {
+            match jid("session_jid", &e.session_jid)? {
+                Jid::Full(full) => Some(full),
+                Jid::Bare(_) => {
+                    return Err(Malformed::NotFullJid {
+                        field: "session_jid",
+                    })
+                }
+            }
+        };
         Ok(Self {
             seq: e.seq,
             from,
             to,
             stanza: e.stanza,
             session: NonZeroU64::new(e.session),
+            session_jid,
             trace: e.trace,
         })
     }
@@ -69,13 +86,16 @@ mod tests {
                 "traceparent".to_owned(),
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
             )]),
+            session_jid: Vec::new(),
         }
     }
 
     #[test]
     fn size() {
         // Moved through channels once per stanza: keep an eye on it.
-        assert!(std::mem::size_of::<RoutedStanza>() <= 256);
+        // Three JIDs (from, to, the session's) make most of it.
+        let size = std::mem::size_of::<RoutedStanza>();
+        assert!(size <= 384, "{size} bytes");
     }
 
     #[test]
@@ -103,6 +123,42 @@ mod tests {
         .unwrap();
         assert_eq!(routed.session, NonZeroU64::new(17));
         assert_eq!(v1::Envelope::from(routed).session, 17);
+    }
+
+    #[test]
+    fn a_session_jid_names_the_full_jid_the_session_must_hold() {
+        let routed = RoutedStanza::try_from(v1::Envelope {
+            session: 17,
+            session_jid: b"bob@example.org/desk".to_vec(),
+            ..envelope()
+        })
+        .unwrap();
+        assert_eq!(
+            routed.session_jid.as_ref().map(ToString::to_string),
+            Some("bob@example.org/desk".to_owned())
+        );
+        assert_eq!(
+            v1::Envelope::from(routed).session_jid,
+            b"bob@example.org/desk".to_vec()
+        );
+        assert_eq!(
+            RoutedStanza::try_from(envelope()).unwrap().session_jid,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bare_session_jid_is_refused() {
+        let e = v1::Envelope {
+            session_jid: b"bob@example.org".to_vec(),
+            ..envelope()
+        };
+        assert_eq!(
+            RoutedStanza::try_from(e),
+            Err(Malformed::NotFullJid {
+                field: "session_jid"
+            })
+        );
     }
 
     #[test]

@@ -132,7 +132,25 @@ pub async fn accept_loop(
     kind: Listener,
     shutdown: watch::Receiver<bool>,
 ) {
-    let mut stop = shutdown.clone();
+    accept_until(ctx, listener, kind, shutdown.clone(), shutdown).await;
+}
+
+/// Accepts connections on `listener` until `stop` or `shutdown` turns true, then drops the
+/// listener (the port closes: new connections are refused, and a TCP readiness probe fails).
+/// Connections already accepted keep running; they end when `shutdown` turns true (with
+/// `system-shutdown`) or when their session is closed otherwise (a draining edge closes them
+/// itself, after a grace period).
+pub async fn accept_until(
+    ctx: Arc<C2sContext>,
+    listener: TcpListener,
+    kind: Listener,
+    mut stop: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut stop_all = shutdown.clone();
+    if *stop.borrow() || *shutdown.borrow() {
+        return;
+    }
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -148,6 +166,7 @@ pub async fn accept_loop(
                 }
             },
             _ = stop.changed() => return,
+            _ = stop_all.changed() => return,
         }
     }
 }

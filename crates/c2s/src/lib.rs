@@ -19,6 +19,6 @@ mod features;
 mod limits;
 mod machine;
 
-pub use driver::{accept_loop, serve_connection, C2sContext, Listener, TlsMaterial};
+pub use driver::{accept_loop, accept_until, serve_connection, C2sContext, Listener, TlsMaterial};
 pub use limits::ConnectionLimits;
 pub use machine::{Action, BindFailure, Config, Input, Machine, State};

@@ -91,15 +91,28 @@ impl Member {
     /// Serves Raft and `Router.Deliver` for `router`, bootstraps the group if this node is the
     /// member with the lowest id and `bootstrap` is on, sends stanzas for other nodes' sessions
     /// over gRPC, and starts the background tasks in `tasks` (they end when `shutdown` turns
-    /// true). Returns the Raft member, to shut down last.
+    /// true). Serves the admin API too, with `edge` the drain of this node's client side.
+    /// Returns the Raft member, to shut down last.
     pub async fn run(
         mut self,
         router: Arc<Router>,
+        edge: Option<Arc<crate::admin::EdgeDrain>>,
         shutdown: watch::Receiver<bool>,
         tasks: &mut JoinSet<()>,
     ) -> anyhow::Result<RegistryNode> {
         let deliver = DeliverService::new(router.clone()).with_shutdown(shutdown.clone());
-        self.node.serve(Routes::new(deliver.into_server()));
+        let admin = crate::admin::AdminService::new(
+            self.me.0,
+            self.node.raft().clone(),
+            self.node.replica().clone(),
+            crate::admin::transport(),
+            edge.clone(),
+        );
+        self.node
+            .serve(Routes::new(deliver.into_server()).add_service(admin.into_server()));
+        if let Some(edge) = edge {
+            tasks.spawn(edge.undrain_at_start(shutdown.clone()));
+        }
 
         let peers: HashMap<NodeId, String> = self
             .members

@@ -6,10 +6,14 @@
 //! - `cluster.rs`: [`cluster::Member`]: with `cluster.enabled`, the node's Raft member of the
 //!   session registry, its gRPC server (Raft + `Router.Deliver`), bootstrap, lease renewal and
 //!   expiry, and conflict kicks for sessions replaced on other nodes.
+//! - `admin.rs`: [`admin::AdminService`], the `corvid.v1.Admin` gRPC service every cluster node
+//!   serves (status, adding and removing registry voters, draining an edge), [`admin::EdgeDrain`]
+//!   (an edge's drain), and [`admin::connect`], the one place admin client channels are made.
 //! - `storage.rs`: [`storage::open`]: the backend `storage.backend` names (embedded or Redis).
 //! - `cli/`: the admin commands (`corvid user …`).
 //! - `doap.rs`: the DOAP description of what is implemented (`corvid doap`).
 
+pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod doap;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use corvid_c2s::{accept_loop, C2sContext, Config, ConnectionLimits, Listener};
+use corvid_c2s::{accept_until, C2sContext, Config, ConnectionLimits, Listener};
 use corvid_core::{NodeId, Registrar, Services, SessionRegistry};
 use corvid_jid::DomainPart;
 use corvid_router::{LocalRegistry, Router};
@@ -24,6 +24,8 @@ pub struct Server {
     router: Arc<Router>,
     store: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
+    /// Kept so the listeners' stop signal lives as long as the server (a drain sends on it).
+    _stop_accepting: watch::Sender<bool>,
     tasks: JoinSet<()>,
     /// The registry's Raft member, in a cluster.
     raft: Option<corvid_raft::RegistryNode>,
@@ -125,12 +127,24 @@ impl Server {
         });
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // Turned true by a drain: the client listeners close, sessions stay for the grace period.
+        let (stop_accepting, stop_accepting_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let raft = match member {
-            Some(m) => Some(
-                m.run(router.clone(), shutdown_rx.clone(), &mut tasks)
-                    .await?,
-            ),
+            Some(m) => {
+                let edge = crate::admin::EdgeDrain::new(
+                    m.node_id(),
+                    router.clone(),
+                    m.registry(),
+                    stop_accepting.clone(),
+                    &settings.c2s.see_other_host,
+                    Duration::from_secs(settings.c2s.drain_grace_secs),
+                );
+                Some(
+                    m.run(router.clone(), Some(edge), shutdown_rx.clone(), &mut tasks)
+                        .await?,
+                )
+            }
             None => None,
         };
         let bind = |addr: &str,
@@ -159,10 +173,11 @@ impl Server {
             if let Some((addr, l)) = l {
                 let listener = TcpListener::from_std(l)?;
                 info!(what = "listening", %addr, ?kind);
-                tasks.spawn(accept_loop(
+                tasks.spawn(accept_until(
                     ctx.clone(),
                     listener,
                     kind,
+                    stop_accepting_rx.clone(),
                     shutdown_rx.clone(),
                 ));
             }
@@ -173,6 +188,7 @@ impl Server {
             router,
             store,
             shutdown,
+            _stop_accepting: stop_accepting,
             tasks,
             raft,
         })

@@ -203,6 +203,24 @@ impl Router {
         true
     }
 
+    /// Tells every session on this node to close with `err` (a draining edge: `see-other-host`
+    /// or `system-shutdown`). Each session writes the stream error, ends its stream and unbinds
+    /// as when it closes for any other reason. Returns how many sessions were told.
+    pub fn close_all(&self, err: &StreamError) -> usize {
+        let mailboxes: Vec<Mailbox> = self
+            .mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|s| s.mailbox.clone())
+            .collect();
+        for mb in &mailboxes {
+            // A full mailbox belongs to a stuck session; its idle timeout ends it.
+            let _ = mb.try_send(Outbound::Close(err.clone()));
+        }
+        mailboxes.len()
+    }
+
     /// Ends a session: removes its binding (if still its own) and mailbox, and runs the
     /// `session-closed` hooks.
     pub async fn unbind(&self, jid: &FullJid, session: SessionId) {

@@ -72,6 +72,12 @@ pub struct C2sConfig {
     pub read_rate_bytes_per_sec: u32,
     /// Burst above the sustained rate, in bytes.
     pub read_burst_bytes: u32,
+    /// Where clients of a draining edge are sent (`host` or `host:port`, RFC 6120 §4.9.3.19
+    /// `see-other-host`); empty: they get `system-shutdown` and reconnect as they would anyway.
+    pub see_other_host: String,
+    /// Seconds a draining edge leaves its clients before closing their streams, when the drain
+    /// request gives none.
+    pub drain_grace_secs: u64,
 }
 
 /// Certificate and private key, PEM. Both empty: a self-signed certificate for the first
@@ -337,6 +343,8 @@ impl Default for C2sConfig {
             max_unauthenticated_per_ip: 100,
             read_rate_bytes_per_sec: 64 * 1024,
             read_burst_bytes: 512 * 1024,
+            see_other_host: String::new(),
+            drain_grace_secs: 30,
         }
     }
 }

@@ -331,6 +331,7 @@ mod tests {
                 ("storage.redis.tls_ca_file", _) => continue, // needs a real file; see below
                 ("c2s.starttls_listen", _) => "127.0.0.1:15222",
                 ("c2s.direct_tls_listen", _) => "[::1]:15223",
+                ("c2s.see_other_host", _) => "xmpp2.example:5222",
                 ("tls.cert_file" | "tls.key_file", _) => continue, // need real files; see tls test
                 ("server.domains", _) => "x.example",
                 ("auth.scram_iterations", _) => "5000",

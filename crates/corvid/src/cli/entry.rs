@@ -61,6 +61,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             runtime.block_on(cli::run_user(&command, &settings, &mut out, &mut err))
         }
+        Command::Cluster { node, command } => {
+            // With --node the configuration is not needed (and need not load).
+            let addr = match node {
+                Some(node) => node,
+                None => cli::cluster::node_address(None, &settings()?),
+            };
+            let mut out = std::io::stdout().lock();
+            runtime.block_on(cli::cluster::run(&command, &addr, &mut out))
+        }
         Command::Store(command) => {
             let mut out = std::io::stdout().lock();
             runtime.block_on(cli::run_store(&command, &env, &mut out))

@@ -9,6 +9,8 @@
 //! - `import.rs`: `user import --csv`: streaming CSV, credentials derived on every core, batched
 //!   [`AccountStore::import`].
 //! - `password.rs`: where a password comes from (flag, terminal prompt twice, or one stdin line).
+//! - `cluster.rs`: `cluster status|add-registry|remove-registry|drain` against a node's admin
+//!   API, following "not the leader" answers to the leader.
 //! - `store.rs`: `store migrate --from --to`: every account and its data, from one store into
 //!   another, through [`corvid_storage::Migration`].
 //!
@@ -28,6 +30,7 @@ use clap::{Parser, Subcommand};
 use corvid_settings::{ConfigError, Settings};
 use corvid_storage::{AccountStore, Store};
 
+pub mod cluster;
 mod entry;
 pub mod import;
 pub mod password;
@@ -73,6 +76,16 @@ pub enum Command {
     Store(StoreCommand),
     /// Print the DOAP description of the implemented RFCs and XEPs (the repository's doap.xml).
     Doap,
+    /// Administer a running cluster through one node's admin API (gRPC).
+    Cluster {
+        /// `host:port` of the node to ask (its gRPC listener); default: `cluster.listen` of the
+        /// configuration.
+        #[arg(long, value_name = "HOST:PORT", global = true)]
+        node: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
 }
 
 /// `corvid user …`.
@@ -277,6 +290,51 @@ mod tests {
                 to: "b.toml".into()
             })
         );
+    }
+
+    #[test]
+    fn cluster_commands() {
+        use cluster::ClusterCommand;
+        let cli = parse(&["cluster", "status", "--json", "--node", "10.0.0.1:7001"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster { node: Some(ref n), command: ClusterCommand::Status { json: true } }
+                if n == "10.0.0.1:7001"
+        ));
+        let cli = parse(&["cluster", "--node", "h:1", "add-registry", "4", "h4:7001"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster { command: ClusterCommand::AddRegistry { id: 4, ref addr }, .. }
+                if addr == "h4:7001"
+        ));
+        let cli = parse(&["cluster", "remove-registry", "2"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster {
+                node: None,
+                command: ClusterCommand::RemoveRegistry { id: 2 }
+            }
+        ));
+        let cli = parse(&["cluster", "drain", "3", "--grace", "10"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster {
+                command: ClusterCommand::Drain {
+                    edge: 3,
+                    grace: Some(10)
+                },
+                ..
+            }
+        ));
+        for bad in [
+            &["cluster"][..],
+            &["cluster", "drain"],
+            &["cluster", "drain", "x"],
+            &["cluster", "add-registry", "4"],
+            &["cluster", "remove-registry", "-1"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     fn store_command(cli: Cli) -> Option<StoreCommand> {

@@ -387,11 +387,11 @@ mod tests {
             find("storage.redis.command_timeout_ms"),
             Some(Kind::UInt { max: u64::MAX })
         );
-        // 1 + domains + 7 c2s + 2 tls + 2 storage + 6 storage.redis + 7 limits + 4 timeouts
+        // 1 + domains + 9 c2s + 2 tls + 2 storage + 6 storage.redis + 7 limits + 4 timeouts
         // + 2 auth + 2 log + 10 cluster.
         assert_eq!(find("cluster.members"), Some(Kind::StrList));
         assert_eq!(find("cluster.node_id"), Some(Kind::UInt { max: u64::MAX }));
-        assert_eq!(keys.len(), 44, "{keys:?}");
+        assert_eq!(keys.len(), 46, "{keys:?}");
     }
 
     #[test]

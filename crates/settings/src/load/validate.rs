@@ -198,7 +198,8 @@ impl Settings {
             c2s.max_unauthenticated_per_ip,
         )?;
         positive("c2s.read_rate_bytes_per_sec", c2s.read_rate_bytes_per_sec)?;
-        positive("c2s.read_burst_bytes", c2s.read_burst_bytes)
+        positive("c2s.read_burst_bytes", c2s.read_burst_bytes)?;
+        check_other_host(&c2s.see_other_host)
     }
 
     fn validate_tls(&self) -> Result<(), ConfigError> {
@@ -403,6 +404,46 @@ fn check_listen(key: &str, value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// `c2s.see_other_host`: empty, or what RFC 6120 §4.9.3.19 lets `<see-other-host/>` carry: a
+/// domain name, an IPv4 address or an IPv6 address in square brackets, each with an optional
+/// `:port`.
+fn check_other_host(value: &str) -> Result<(), ConfigError> {
+    const KEY: &str = "c2s.see_other_host";
+    if value.is_empty() {
+        return Ok(());
+    }
+    let port_ok = |port: Option<&str>| port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let ok = if let Some(rest) = value.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, "")) => ip.parse::<std::net::Ipv6Addr>().is_ok(),
+            Some((ip, port)) => {
+                ip.parse::<std::net::Ipv6Addr>().is_ok()
+                    && port.strip_prefix(':').is_some_and(|p| port_ok(Some(p)))
+            }
+            None => false,
+        }
+    } else {
+        let (host, port) = match value.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        };
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && port_ok(port)
+    };
+    if ok {
+        Ok(())
+    } else {
+        invalid(
+            KEY,
+            format!("`{value}` is not a host, host:port or [IPv6]:port (empty: none)"),
+        )
+    }
+}
+
 /// `host:port` with a non-empty host and a port number.
 fn is_host_port(value: &str) -> bool {
     match value.rsplit_once(':') {
@@ -475,6 +516,37 @@ mod tests {
         let mut settings = Settings::default();
         change(&mut settings);
         settings.validate()
+    }
+
+    #[test]
+    fn see_other_host_is_a_host_with_an_optional_port() {
+        // RFC 6120 §4.9.3.19: a DNS domain name, IPv4 address or bracketed IPv6 address, each
+        // optionally followed by a port.
+        for ok in [
+            "",
+            "xmpp2.example.com",
+            "xmpp2.example.com:5222",
+            "192.0.2.7",
+            "192.0.2.7:5223",
+            "[2001:db8::9]",
+            "[2001:db8::9]:5222",
+        ] {
+            assert!(with(|s| s.c2s.see_other_host = ok.into()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "xmpp2.example.com:",
+            "xmpp2.example.com:0",
+            "xmpp2.example.com:99999",
+            "2001:db8::9",
+            "[2001:db8::9",
+            "[nope]:5222",
+            "two words",
+            "<evil/>",
+            ":5222",
+        ] {
+            let result = with(|s| s.c2s.see_other_host = bad.into());
+            assert_eq!(key_of(result), "c2s.see_other_host", "{bad}");
+        }
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //!   local [`Raft`] handle). Transport failures are [`corvid_proto::ClusterError`]s.
 //! - `node.rs`: [`RegistryNode`], one running member: opens the stores, starts Raft and the gRPC
 //!   server (with other services beside Raft's if asked), proposes commands, exposes the replica.
+//! - `membership.rs`: learners. The leader's side of the `JoinAsLearner` and `RemoveLearner`
+//!   RPCs (idempotent membership changes) and [`LearnerClient`], the edge's side, which asks the
+//!   registry members and follows `NotLeader` hints to the leader, with backoff.
 //! - `registry.rs`: [`RaftRegistry`], the [`corvid_core::SessionRegistry`] of a clustered edge:
 //!   reads from the local [`Replica`], writes proposed to the leader (over the `Propose` RPC when
 //!   the leader is another node), each with a deadline so a node cut off from the quorum refuses
@@ -42,12 +45,14 @@ pub use openraft::BasicNode;
 use corvid_registry::{Command, Outcome};
 
 mod log_store;
+mod membership;
 mod network;
 mod node;
 mod registry;
 mod state_machine;
 
 pub use log_store::{LogStore, LogStoreError};
+pub use membership::LearnerClient;
 pub use network::{Network, NetworkConnection, RaftGrpc};
 pub use node::{NodeError, RegistryNode};
 pub use registry::RaftRegistry;

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use corvid_proto::v1::raft_service_client::RaftServiceClient;
 use corvid_proto::v1::raft_service_server::{RaftService, RaftServiceServer};
-use corvid_proto::v1::{RaftReply, RaftRequest};
+use corvid_proto::v1::{
+    JoinAsLearnerReply, JoinAsLearnerRequest, RaftReply, RaftRequest, RemoveLearnerReply,
+    RemoveLearnerRequest,
+};
 use corvid_proto::{ClusterError, Transport};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -228,5 +231,24 @@ impl RaftService for RaftGrpc {
         let command: Command = decode(request, Rpc::Propose)?;
         let proposed = crate::node::propose_on(&self.raft, command).await?;
         encode(&proposed, Rpc::Propose)
+    }
+
+    async fn join_as_learner(
+        &self,
+        request: Request<JoinAsLearnerRequest>,
+    ) -> Result<Response<JoinAsLearnerReply>, Status> {
+        let JoinAsLearnerRequest { node_id, addr } = request.into_inner();
+        let membership_index =
+            crate::membership::join_as_learner(&self.raft, node_id, &addr).await?;
+        Ok(Response::new(JoinAsLearnerReply { membership_index }))
+    }
+
+    async fn remove_learner(
+        &self,
+        request: Request<RemoveLearnerRequest>,
+    ) -> Result<Response<RemoveLearnerReply>, Status> {
+        let removed =
+            crate::membership::remove_learner(&self.raft, request.into_inner().node_id).await?;
+        Ok(Response::new(RemoveLearnerReply { removed }))
     }
 }

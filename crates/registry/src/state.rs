@@ -691,6 +691,36 @@ mod tests {
     }
 
     #[test]
+    fn a_node_that_never_renews_a_lease_is_never_a_caretaker() {
+        // Registry-only voters (here 7, 8) hold no sessions and renew no lease. Even when the
+        // log names one (an operator drains or undrains it by mistake), it is not live once
+        // leases are in use, so no dropped session is ever left to it (issue #5: only edges
+        // hold leases and sessions).
+        let mut log = Log::new();
+        log.renew(1, 1_000, 5_000); // until 6_000
+        log.renew(2, 1_000, 60_000);
+        log.apply(Command::Drain { node: NodeId(7) });
+        log.apply(Command::Undrain { node: NodeId(7) });
+        log.apply(Command::Undrain { node: NodeId(8) });
+        for (i, user) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+            let session = u64::try_from(i).unwrap_or(0) + 1;
+            log.bind(&format!("{user}@example.com/r"), 1, session);
+        }
+        assert_eq!(log.state.live_nodes(), [NodeId(1), NodeId(2)]);
+        let out = log.apply(Command::ExpireLeases { now_ms: 6_000 });
+        let Outcome::NodesDown { nodes, dropped } = out else {
+            panic!("{out:?}")
+        };
+        // The named nodes without a lease are declared down too (they hold nothing to drop).
+        assert_eq!(nodes, [NodeId(1), NodeId(7), NodeId(8)]);
+        assert_eq!(dropped.len(), 8);
+        assert!(
+            dropped.iter().all(|d| d.caretaker == Some(NodeId(2))),
+            "{dropped:?}"
+        );
+    }
+
+    #[test]
     fn lease_expiry_drops_exactly_the_expired_edges_sessions_once() {
         let mut log = Log::new();
         log.renew(1, 1_000, 5_000); // until 6_000

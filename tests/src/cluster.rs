@@ -403,6 +403,70 @@ impl Cluster {
         self.wait_binds(id).await
     }
 
+    /// Starts one more registry node (`combined` or `registry`) that is not in the others'
+    /// `cluster.members` and does not bootstrap: a node to add at run time with
+    /// `corvid cluster add-registry`. Waits until it listens; it binds nothing until added.
+    /// Returns its id.
+    pub async fn start_unlisted(&mut self, role: Role) -> anyhow::Result<u64> {
+        if !role.is_voter() {
+            bail!(
+                "start_unlisted starts registry nodes, not {}",
+                role.as_str()
+            );
+        }
+        let id = self.nodes.keys().next_back().copied().unwrap_or(0) + 1;
+        let data = tempfile::Builder::new()
+            .prefix(&format!("corvid-node{id}-"))
+            .tempdir()
+            .context("cannot create a node's data folder")?;
+        let grpc = loopback();
+        let env = vec![
+            ("CORVID__CLUSTER__BOOTSTRAP".to_owned(), "false".to_owned()),
+            (
+                "CORVID__CLUSTER__MEMBERS".to_owned(),
+                format!("{},{id}={grpc}", self.members),
+            ),
+        ];
+        let node = Node {
+            id,
+            role,
+            client: role.has_clients().then(loopback),
+            grpc,
+            env,
+            data,
+            child: None,
+        };
+        self.nodes.insert(id, node);
+        self.spawn(id)?;
+        self.wait_listening(id).await?;
+        Ok(id)
+    }
+
+    /// Starts one more edge, after the others: it joins the registry group as a learner and
+    /// the other nodes learn its address from the Raft membership. Waits until it binds a
+    /// session. Returns its id.
+    pub async fn start_edge(&mut self) -> anyhow::Result<u64> {
+        let id = self.nodes.keys().next_back().copied().unwrap_or(0) + 1;
+        let data = tempfile::Builder::new()
+            .prefix(&format!("corvid-node{id}-"))
+            .tempdir()
+            .context("cannot create a node's data folder")?;
+        let node = Node {
+            id,
+            role: Role::Edge,
+            client: Some(loopback()),
+            grpc: loopback(),
+            env: Vec::new(),
+            data,
+            child: None,
+        };
+        self.nodes.insert(id, node);
+        self.spawn(id)?;
+        self.wait_listening(id).await?;
+        self.wait_binds(id).await?;
+        Ok(id)
+    }
+
     /// Logs `user` in on node `id` with `resource`, retrying until the bind succeeds (the
     /// registry has a leader and a quorum) within the settle time.
     pub async fn login(

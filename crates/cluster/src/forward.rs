@@ -3,21 +3,20 @@
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use corvid_core::{NodeId, RemoteDelivery, RemoteError, Route};
 use corvid_jid::{BareJid, Jid};
 use corvid_proto::v1::router_client::RouterClient;
-use corvid_proto::{v1, ClusterError, Delivery, RoutedStanza};
+use corvid_proto::{v1, ClusterError, Delivery, RoutedStanza, Transport};
 use corvid_stanza::Stanza;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 use tracing::{debug, warn};
 
 /// How a [`GrpcForwarder`] talks to its peers.
@@ -63,28 +62,80 @@ impl Default for ForwardConfig {
 /// | `DELIVERED` | `Ok(())` |
 /// | `RECIPIENT_GONE` | [`RemoteError::Gone`] |
 /// | `QUEUE_FULL`, `INVALID`, no report in time, stream or connection error | [`RemoteError::Unavailable`] |
+///
+/// The peers can change while it runs ([`GrpcForwarder::set_peers`]): a cluster keeps them equal
+/// to its Raft membership, so nodes that join later (edges) are reached too.
 pub struct GrpcForwarder {
-    peers: HashMap<NodeId, Peer>,
+    /// The nodes it can reach. A peer's stream lives as long as its entry here.
+    peers: RwLock<HashMap<NodeId, Arc<Peer>>>,
+    transport: Transport,
     config: ForwardConfig,
 }
 
 impl GrpcForwarder {
     /// A forwarder to the nodes in `peers`, each with the address of its `Router` service:
-    /// `host:port` (plain HTTP/2) or a URI with a scheme. Nothing connects until a stanza for
-    /// that node comes.
+    /// `host:port` (a URI's scheme is ignored: [`Transport`] decides). Nothing connects until a
+    /// stanza for that node comes.
     pub fn new(peers: HashMap<NodeId, String>, config: ForwardConfig) -> Arc<Self> {
-        let peers = peers
-            .into_iter()
-            .map(|(node, addr)| (node, Peer::new(node, addr, config.window)))
-            .collect();
-        Arc::new(Self { peers, config })
+        Self::over(Transport::plaintext(), peers, config)
+    }
+
+    /// [`Self::new`] with every connection over `transport` (mutual TLS in production).
+    pub fn over(
+        transport: Transport,
+        peers: HashMap<NodeId, String>,
+        config: ForwardConfig,
+    ) -> Arc<Self> {
+        let forwarder = Arc::new(Self {
+            peers: RwLock::new(HashMap::new()),
+            transport,
+            config,
+        });
+        forwarder.set_peers(peers);
+        forwarder
+    }
+
+    /// Makes `peers` the nodes this forwarder reaches, each with its address. A peer whose
+    /// address is unchanged keeps its open stream; a new address gets a new stream (stanzas in
+    /// flight on the old one finish or fail there); a node no longer named is dropped, and a
+    /// stanza for it fails as for an unreachable node.
+    pub fn set_peers(&self, peers: HashMap<NodeId, String>) {
+        let mut current = self.peers.write().unwrap_or_else(PoisonError::into_inner);
+        current.retain(|node, peer| peers.get(node) == Some(&peer.addr));
+        for (node, addr) in peers {
+            current.entry(node).or_insert_with(|| {
+                debug!(what = "forward-peer-added", node = node.0, %addr);
+                Arc::new(Peer::new(
+                    node,
+                    addr,
+                    self.config.window,
+                    self.transport.clone(),
+                ))
+            });
+        }
+    }
+
+    /// The nodes this forwarder reaches and their addresses.
+    pub fn peers(&self) -> HashMap<NodeId, String> {
+        self.peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(node, peer)| (*node, peer.addr.clone()))
+            .collect()
     }
 }
 
 #[async_trait]
 impl RemoteDelivery for GrpcForwarder {
     async fn deliver(&self, route: &Route, stanza: &Stanza) -> Result<(), RemoteError> {
-        let Some(peer) = self.peers.get(&route.node) else {
+        let peer = self
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&route.node)
+            .cloned();
+        let Some(peer) = peer else {
             warn!(what = "forward-unknown-node", node = route.node.0, session = %route.session);
             return Err(RemoteError::Unavailable);
         };
@@ -101,6 +152,8 @@ impl RemoteDelivery for GrpcForwarder {
 struct Peer {
     node: NodeId,
     addr: String,
+    /// Plain HTTP/2 or mutual TLS.
+    transport: Transport,
     /// Permits for envelopes in flight; one is held from before sending until the report.
     window: Arc<Semaphore>,
     /// The current stream. An async lock: while a stream opens, the others wait for it rather
@@ -117,10 +170,11 @@ struct Link {
 }
 
 impl Peer {
-    fn new(node: NodeId, addr: String, window: usize) -> Self {
+    fn new(node: NodeId, addr: String, window: usize, transport: Transport) -> Self {
         Self {
             node,
             addr,
+            transport,
             window: Arc::new(Semaphore::new(window.max(1))),
             link: tokio::sync::Mutex::new(Link::default()),
         }
@@ -191,13 +245,9 @@ impl Peer {
 
     /// Connects and starts a `Deliver` call, with a task reading its reports.
     async fn open(&self, config: &ForwardConfig) -> Result<Arc<DeliverStream>, ClusterError> {
-        let uri = if self.addr.contains("://") {
-            self.addr.clone()
-        } else {
-            format!("http://{}", self.addr)
-        };
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| ClusterError::Invalid(format!("peer address `{}`: {e}", self.addr)))?
+        let endpoint = self
+            .transport
+            .endpoint(&self.addr)?
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(config.keepalive)
@@ -388,4 +438,75 @@ fn envelope(route: &Route, stanza: &Stanza) -> v1::Envelope {
 /// Locks a mutex that only ever guards plain data updates, so a poisoned one is still usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(forwarder: &GrpcForwarder, node: u64) -> Option<Arc<Peer>> {
+        forwarder
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&NodeId(node))
+            .cloned()
+    }
+
+    #[test]
+    fn set_peers_follows_the_membership_and_keeps_unchanged_links() {
+        let forwarder = GrpcForwarder::new(
+            HashMap::from([
+                (NodeId(1), "127.0.0.1:7001".to_owned()),
+                (NodeId(2), "127.0.0.1:7002".to_owned()),
+            ]),
+            ForwardConfig::default(),
+        );
+        let one = peer(&forwarder, 1);
+        let two = peer(&forwarder, 2);
+        // Node 2 moved, node 11 (an edge) joined, node 1 is unchanged.
+        forwarder.set_peers(HashMap::from([
+            (NodeId(1), "127.0.0.1:7001".to_owned()),
+            (NodeId(2), "127.0.0.1:7102".to_owned()),
+            (NodeId(11), "127.0.0.1:7011".to_owned()),
+        ]));
+        assert!(
+            matches!((&one, peer(&forwarder, 1)), (Some(a), Some(b)) if Arc::ptr_eq(a, &b)),
+            "an unchanged peer keeps its link (and stream)"
+        );
+        assert!(
+            !matches!((&two, peer(&forwarder, 2)), (Some(a), Some(b)) if Arc::ptr_eq(a, &b)),
+            "a moved peer gets a new link"
+        );
+        assert_eq!(
+            forwarder.peers().get(&NodeId(2)).map(String::as_str),
+            Some("127.0.0.1:7102")
+        );
+        assert!(forwarder.peers().contains_key(&NodeId(11)));
+        // Node 11 left.
+        forwarder.set_peers(HashMap::from([(NodeId(1), "127.0.0.1:7001".to_owned())]));
+        assert_eq!(forwarder.peers().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stanza_for_a_node_not_in_the_membership_is_unavailable() {
+        let forwarder = GrpcForwarder::new(HashMap::new(), ForwardConfig::default());
+        let route = Route {
+            jid: "juliet@example.org/balcony"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+            node: NodeId(9),
+            session: corvid_core::SessionId(1),
+            priority: 0,
+            available: true,
+        };
+        let el = corvid_xml::Element::new("message", "jabber:client")
+            .with_attr("to", "juliet@example.org/balcony")
+            .with_child(corvid_xml::Element::new("body", "jabber:client").with_text("hi"));
+        let stanza = Stanza::parse(el, "jabber:client").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            forwarder.deliver(&route, &stanza).await,
+            Err(RemoteError::Unavailable)
+        );
+    }
 }

@@ -1,11 +1,17 @@
-//! Running as a combined cluster node: a voter of the registry's Raft group and an edge.
+//! Running as a cluster node in one of the roles of `cluster.role`: `combined` (a voter of the
+//! registry's Raft group and an edge), `registry` (a voter only) or `edge` (a Raft learner that
+//! holds client sessions).
 //!
 //! [`Member::open`] opens the Raft member (not yet serving) and the [`RaftRegistry`] the router
-//! is built on; [`Member::run`] then serves Raft and `Router.Deliver` on one gRPC listener,
-//! bootstraps the group if this node is the one to, points the router's remote delivery at the
-//! other members, and starts the background tasks: lease renewal, lease expiry (on the leader),
-//! and acting on the replica's outcomes (closing local sessions replaced elsewhere, sending
-//! `unavailable` for sessions of a down node this node is the caretaker of).
+//! is built on; an edge's Raft folder is wiped first, since a learner's log is always refilled
+//! by the leader. [`Member::run`] then serves Raft and `Router.Deliver` on one gRPC listener,
+//! bootstraps the group if this node is the voter to, has an edge join the group as a learner
+//! (and leave it on a clean shutdown), keeps the router's remote delivery pointed at every node
+//! of the Raft membership (voters and learners, as it changes), and starts the background
+//! tasks: lease expiry (on the leader, so on a voter), and on edges lease renewal and acting on
+//! the replica's outcomes (closing local sessions replaced elsewhere, sending `unavailable` for
+//! sessions of a down node this node is the caretaker of). A registry-only node renews no lease,
+//! so the table never counts it live and never picks it as a caretaker.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -15,10 +21,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use corvid_cluster::{DeliverService, ForwardConfig, GrpcForwarder};
 use corvid_core::NodeId;
-use corvid_raft::{BasicNode, RaftRegistry, RegistryNode, ReplicaEvent};
+use corvid_raft::{BasicNode, LearnerClient, RaftRegistry, RegistryNode, ReplicaEvent};
 use corvid_registry::{Command, Outcome};
 use corvid_router::Router;
-use corvid_settings::Settings;
+use corvid_settings::{ClusterRole, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
@@ -30,10 +36,17 @@ use tracing::{debug, info, warn};
 const WRITE_DEADLINE: Duration = Duration::from_secs(3);
 /// How often the leader looks for expired leases.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// How long an edge shutting down waits for its sessions' unbinds before it leaves the group.
+const LEAVE_AFTER_UNBINDS: Duration = Duration::from_secs(3);
+/// How long an edge shutting down tries to leave the group.
+const LEAVE_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The cluster side of a running node.
 pub struct Member {
     me: NodeId,
+    role: ClusterRole,
+    /// This node's gRPC address as the others reach it (what an edge joins with).
+    advertise: String,
     node: RegistryNode,
     registry: Arc<RaftRegistry>,
     members: BTreeMap<u64, String>,
@@ -52,6 +65,9 @@ impl Member {
         } else {
             PathBuf::from(&c.data_dir)
         };
+        if c.role() == ClusterRole::Edge {
+            wipe_learner_state(&data_dir)?;
+        }
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cluster.data_dir: cannot create {}", data_dir.display()))?;
         let listener = TcpListener::bind(&c.listen)
@@ -69,6 +85,8 @@ impl Member {
         let registry = RaftRegistry::new(me, &node, WRITE_DEADLINE);
         Ok(Member {
             me,
+            role: c.role(),
+            advertise: c.advertised().to_owned(),
             node,
             registry,
             members: c.member_addrs().into_iter().collect(),
@@ -86,6 +104,11 @@ impl Member {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.me
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> ClusterRole {
+        self.role
     }
 
     /// Serves Raft and `Router.Deliver` for `router`, bootstraps the group if this node is the
@@ -114,37 +137,60 @@ impl Member {
             tasks.spawn(edge.undrain_at_start(shutdown.clone()));
         }
 
-        let peers: HashMap<NodeId, String> = self
-            .members
-            .iter()
-            .filter(|(id, _)| NodeId(**id) != self.me)
-            .map(|(id, addr)| (NodeId(*id), addr.clone()))
-            .collect();
-        router.set_remote(GrpcForwarder::new(peers, ForwardConfig::default()));
-
-        if self.bootstrap && self.members.keys().next() == Some(&self.me.0) {
-            self.bootstrap_group().await?;
-        }
-
-        tasks.spawn(renew_lease(
-            self.registry.clone(),
-            self.me,
-            self.lease_ttl_ms,
-            self.renew_every,
-            shutdown.clone(),
-        ));
-        tasks.spawn(expire_leases(
+        // Stanzas for other nodes go to the addresses of the Raft membership, kept current.
+        let forwarder = GrpcForwarder::over(
+            self.node.transport().clone(),
+            HashMap::new(),
+            ForwardConfig::default(),
+        );
+        router.set_remote(forwarder.clone());
+        tasks.spawn(follow_membership(
             self.node.raft().clone(),
-            self.registry.clone(),
+            forwarder,
             self.me,
             shutdown.clone(),
         ));
-        tasks.spawn(act_on_outcomes(
-            self.node.replica().subscribe(),
-            router,
-            self.me,
-            shutdown,
-        ));
+
+        if self.role.is_voter() {
+            if self.bootstrap && self.members.keys().next() == Some(&self.me.0) {
+                self.bootstrap_group().await?;
+            }
+            // Only a leader proposes expiry, and only voters lead.
+            tasks.spawn(expire_leases(
+                self.node.raft().clone(),
+                self.registry.clone(),
+                self.me,
+                shutdown.clone(),
+            ));
+        }
+        if self.role == ClusterRole::Edge {
+            let learners = LearnerClient::new(
+                self.node.transport().clone(),
+                self.members.values().cloned().collect(),
+            );
+            tasks.spawn(join_and_leave(
+                learners,
+                self.node.replica().clone(),
+                self.me,
+                self.advertise.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if self.role.is_edge() {
+            tasks.spawn(renew_lease(
+                self.registry.clone(),
+                self.me,
+                self.lease_ttl_ms,
+                self.renew_every,
+                shutdown.clone(),
+            ));
+            tasks.spawn(act_on_outcomes(
+                self.node.replica().subscribe(),
+                router,
+                self.me,
+                shutdown,
+            ));
+        }
         Ok(self.node)
     }
 
@@ -175,6 +221,89 @@ impl Member {
             warn!(what = "raft-bootstrap-refused", error = %e);
         }
         Ok(())
+    }
+}
+
+/// Removes an edge's learner log and replica (`log/` and `state/` in `data_dir`): a learner has
+/// no durable state of its own, and the leader refills it from its log or a snapshot.
+fn wipe_learner_state(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    for sub in ["log", "state"] {
+        let dir = data_dir.join(sub);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => info!(what = "learner-state-wiped", dir = %dir.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "cluster.data_dir: cannot wipe the learner's {}",
+                        dir.display()
+                    )
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps `forwarder`'s peers equal to the Raft membership (voters and learners, each at the
+/// address in its `BasicNode`), this node left out, until shutdown.
+async fn follow_membership(
+    raft: corvid_raft::Raft,
+    forwarder: Arc<GrpcForwarder>,
+    me: NodeId,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut metrics = raft.metrics();
+    let mut last = None;
+    loop {
+        let peers: HashMap<NodeId, String> = metrics
+            .borrow_and_update()
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| NodeId(**id) != me)
+            .map(|(id, node)| (NodeId(*id), node.addr.clone()))
+            .collect();
+        if last.as_ref() != Some(&peers) {
+            info!(what = "routing-peers", peers = ?peers);
+            forwarder.set_peers(peers.clone());
+            last = Some(peers);
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// An edge's membership: joins the group as a learner (retrying with backoff until a leader
+/// took it), then on shutdown waits for its sessions' unbinds to reach its replica and leaves
+/// the group. An edge killed without a shutdown stays a learner until it comes back under the
+/// same id (it joins again, idempotently) or an operator removes it (`RemoveLearner`).
+async fn join_and_leave(
+    learners: LearnerClient,
+    replica: corvid_raft::Replica,
+    me: NodeId,
+    advertise: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(index) = learners.join_until(me.0, &advertise, &mut shutdown).await else {
+        return;
+    };
+    info!(what = "joined-as-learner", node = me.0, addr = %advertise, membership_index = index);
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    // Sessions are closing now; their unbinds are proposals this replica waits to apply, which
+    // it could not once it left the group.
+    let until = tokio::time::Instant::now() + LEAVE_AFTER_UNBINDS;
+    while replica.read(|t| t.routes().any(|r| r.node == me)) && tokio::time::Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match learners.leave(me.0, LEAVE_DEADLINE).await {
+        Ok(removed) => info!(what = "left-group", node = me.0, removed),
+        Err(e) => {
+            warn!(what = "leave-failed", node = me.0, error = %e, "remove it with RemoveLearner")
+        }
     }
 }
 

@@ -162,8 +162,17 @@ impl Server {
             l.set_nonblocking(true)?;
             Ok(Some((l.local_addr()?, l)))
         };
-        let starttls = bind(&settings.c2s.starttls_listen, Listener::StartTls)?;
-        let direct = bind(&settings.c2s.direct_tls_listen, Listener::DirectTls)?;
+        // A registry-only node holds no clients: it opens no client listener.
+        let serves_clients = !settings.cluster.enabled || settings.cluster.role().is_edge();
+        let (starttls, direct) = if serves_clients {
+            (
+                bind(&settings.c2s.starttls_listen, Listener::StartTls)?,
+                bind(&settings.c2s.direct_tls_listen, Listener::DirectTls)?,
+            )
+        } else {
+            info!(what = "registry-only", "no client listeners");
+            (None, None)
+        };
         let (starttls_addr, direct_tls_addr) =
             (starttls.as_ref().map(|s| s.0), direct.as_ref().map(|s| s.0));
         for (l, kind) in [

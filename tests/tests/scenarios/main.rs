@@ -4,6 +4,7 @@
 //! copies of it cost minutes of linking and gigabytes of disk on every clean build. Each module
 //! is one scenario file; `cargo test -p corvid-tests -- im_roster::` runs one of them.
 
+mod cluster_admin;
 mod cluster_processes;
 mod im_blocking;
 mod im_carbons;

@@ -5,6 +5,8 @@
 //! is one scenario file; `cargo test -p corvid-tests -- im_roster::` runs one of them.
 
 mod cluster_admin;
+mod cluster_faults;
+mod cluster_im;
 mod cluster_processes;
 mod im_blocking;
 mod im_carbons;

@@ -1,4 +1,4 @@
-//! `corvid cluster status|add-registry|remove-registry|drain`: the admin API of a running
+//! `corvid cluster status|add-registry|remove-registry|remove-edge|drain`: the admin API of a running
 //! node (`corvid.v1.Admin`) from the command line.
 //!
 //! The node is `--node host:port`, or the configuration's `cluster.listen` (an unspecified
@@ -48,6 +48,13 @@ pub enum ClusterCommand {
     /// and when it would leave fewer than a majority of the voters reachable.
     RemoveRegistry {
         /// The node's id.
+        id: u64,
+    },
+    /// Remove an edge (a Raft learner) from the group: for an edge that is gone for good. An
+    /// edge stopped with SIGTERM removes itself; one that was killed stays a learner (the
+    /// leader keeps trying to reach it) until it comes back under the same id or is removed.
+    RemoveEdge {
+        /// The edge's node id.
         id: u64,
     },
     /// Drain an edge: it stops accepting client connections at once and, after the grace
@@ -121,6 +128,19 @@ pub async fn run(
             })
             .await?;
             writeln!(out, "node {id} is no longer a registry member").map_err(io)?;
+        }
+        ClusterCommand::RemoveEdge { id } => {
+            let learners =
+                corvid_raft::LearnerClient::new(crate::admin::transport(), vec![addr.to_owned()]);
+            let removed = learners
+                .leave(*id, CALL_TIMEOUT)
+                .await
+                .map_err(|e| describe(addr, e))?;
+            if removed {
+                writeln!(out, "edge {id} is no longer a member of the group").map_err(io)?;
+            } else {
+                writeln!(out, "edge {id} was not a member of the group").map_err(io)?;
+            }
         }
         ClusterCommand::Drain { edge, grace } => {
             let r = DrainRequest {

@@ -47,8 +47,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long connecting to a node may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How this node calls other nodes' admin API (and the CLI calls a node's): plain HTTP/2 until
-/// inter-node mutual TLS is configured here, the one place both get their transport.
+/// How the CLI calls a node's admin API: plain HTTP/2 until the CLI is given the cluster's
+/// mutual TLS material (a node calls other nodes over its own `RegistryNode::transport`).
 pub fn transport() -> Transport {
     Transport::plaintext()
 }

@@ -128,7 +128,7 @@ impl Member {
             self.me.0,
             self.node.raft().clone(),
             self.node.replica().clone(),
-            crate::admin::transport(),
+            self.node.transport().clone(),
             edge.clone(),
         );
         self.node

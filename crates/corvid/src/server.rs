@@ -132,16 +132,20 @@ impl Server {
         let mut tasks = JoinSet::new();
         let raft = match member {
             Some(m) => {
-                let edge = crate::admin::EdgeDrain::new(
-                    m.node_id(),
-                    router.clone(),
-                    m.registry(),
-                    stop_accepting.clone(),
-                    &settings.c2s.see_other_host,
-                    Duration::from_secs(settings.c2s.drain_grace_secs),
-                );
+                // Only a node holding clients drains; a registry-only node has nothing to drain
+                // (and must not appear in the table as an edge).
+                let edge = m.role().is_edge().then(|| {
+                    crate::admin::EdgeDrain::new(
+                        m.node_id(),
+                        router.clone(),
+                        m.registry(),
+                        stop_accepting.clone(),
+                        &settings.c2s.see_other_host,
+                        Duration::from_secs(settings.c2s.drain_grace_secs),
+                    )
+                });
                 Some(
-                    m.run(router.clone(), Some(edge), shutdown_rx.clone(), &mut tasks)
+                    m.run(router.clone(), edge, shutdown_rx.clone(), &mut tasks)
                         .await?,
                 )
             }

@@ -44,6 +44,61 @@ pub struct Settings {
     pub log: LogConfig,
     /// Running as one member of a cluster (off: a single node).
     pub cluster: ClusterConfig,
+    /// The admin HTTP listener (health probes and Prometheus metrics).
+    pub admin: AdminConfig,
+    /// OpenTelemetry export of traces, metrics and logs.
+    pub telemetry: TelemetryConfig,
+}
+
+/// The small HTTP listener for operators: `/healthz` (alive), `/readyz` (ready for traffic),
+/// `/metrics` (Prometheus text format).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// `host:port` it listens on; empty disables it.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+/// OpenTelemetry: traces, metrics and logs pushed over OTLP to a collector. Export never holds
+/// XMPP traffic: batches wait in bounded queues and are dropped when the collector is away.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Collector URL, e.g. `http://otel-collector:4317` (gRPC) or `http://otel-collector:4318`
+    /// (HTTP); empty: nothing is exported (metrics are still served on the admin listener).
+    pub otlp_endpoint: String,
+    /// `grpc` (OTLP over gRPC) or `http` (OTLP over HTTP with protobuf bodies).
+    pub otlp_protocol: String,
+    /// The `service.name` resource attribute of everything exported.
+    pub service_name: String,
+    /// Fraction of new traces recorded, from 0.0 to 1.0; a trace started on another node
+    /// follows that node's decision.
+    pub sample_ratio: f64,
+    /// Milliseconds between metric exports.
+    pub export_interval_ms: u64,
+    /// Milliseconds one export may take before it is abandoned (and its data dropped).
+    pub export_timeout_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            otlp_protocol: "grpc".into(),
+            service_name: "corvid".into(),
+            sample_ratio: 1.0,
+            export_interval_ms: 10_000,
+            export_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// Identity of this server.
@@ -212,6 +267,31 @@ pub struct ClusterConfig {
     pub lease_ttl_ms: u64,
     /// Milliseconds between a node's lease renewals; less than `lease_ttl_ms`.
     pub renew_every_ms: u64,
+    /// Mutual TLS between nodes (`[cluster.tls]`); all empty: plain HTTP/2.
+    pub tls: ClusterTlsConfig,
+}
+
+/// Mutual TLS for every gRPC connection between nodes (Raft, stanza routing, admin). Either
+/// all three files are set or none is. With them, a node serves and calls only nodes whose
+/// certificate chains to `ca_file`: holding a certificate from the cluster's CA is what makes a
+/// process a member.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterTlsConfig {
+    /// PEM file of the cluster CA that issued every node's certificate.
+    pub ca_file: String,
+    /// PEM file of this node's certificate (chain), issued by the cluster CA for the host part
+    /// of the node's advertised address (DNS name or IP address).
+    pub cert_file: String,
+    /// PEM file of this node's private key.
+    pub key_file: String,
+}
+
+impl ClusterTlsConfig {
+    /// Whether mutual TLS is configured.
+    pub fn is_enabled(&self) -> bool {
+        !(self.ca_file.is_empty() && self.cert_file.is_empty() && self.key_file.is_empty())
+    }
 }
 
 /// What a cluster node does.
@@ -306,6 +386,7 @@ impl Default for ClusterConfig {
             data_dir: String::new(),
             lease_ttl_ms: 5000,
             renew_every_ms: 1000,
+            tls: ClusterTlsConfig::default(),
         }
     }
 }
@@ -323,6 +404,8 @@ impl Default for Settings {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
+            admin: AdminConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

@@ -168,6 +168,10 @@ fn parse_env_value(kind: Kind, raw: &str) -> Result<Value, String> {
                 .map(|item| Value::new(None, item))
                 .collect(),
         ),
+        Kind::Float => match raw.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => ValueKind::Float(n),
+            _ => return Err(found()),
+        },
         Kind::UInt { max } => match raw.trim().parse::<u64>() {
             Ok(n) if n <= max => ValueKind::U64(n),
             Ok(n) => {
@@ -337,12 +341,20 @@ mod tests {
                 ("auth.scram_iterations", _) => "5000",
                 ("cluster.node_id", _) => continue, // must be a member; see the cluster test
                 ("cluster.role", _) => continue,    // needs cluster.enabled; see the roles test
+                ("cluster.tls.ca_file" | "cluster.tls.cert_file" | "cluster.tls.key_file", _) => {
+                    continue; // need all three, real files; see the cluster TLS test
+                }
                 ("cluster.enabled", _) => "true",
                 ("cluster.listen", _) => "127.0.0.1:17001",
                 ("cluster.advertise", _) => "node1.example:7001",
                 ("cluster.members", _) => "1=127.0.0.1:7001,2=127.0.0.1:7002",
                 ("cluster.data_dir", _) => "/srv/corvid/raft",
                 ("cluster.renew_every_ms", _) => "500",
+                ("admin.listen", _) => "0.0.0.0:19090",
+                ("telemetry.otlp_endpoint", _) => "http://collector.example:4317",
+                ("telemetry.otlp_protocol", _) => "http",
+                ("telemetry.service_name", _) => "corvid-edge",
+                ("telemetry.sample_ratio", _) => "0.25",
                 (_, Kind::Bool) => "false",
                 (_, Kind::UInt { .. }) => "123456",
                 (_, _) => panic!("no test value for {key}"),

@@ -29,6 +29,8 @@ pub(crate) enum Kind {
         /// Largest accepted value.
         max: u64,
     },
+    /// A number, with or without a fractional part (`telemetry.sample_ratio`).
+    Float,
 }
 
 /// A section (table of keys) or a leaf.
@@ -146,6 +148,8 @@ fn check_leaf(value: &ValueKind, kind: Kind) -> Result<(), String> {
         (Kind::UInt { max }, ValueKind::I64(n)) => return check_uint(i128::from(*n), max),
         (Kind::UInt { max }, ValueKind::I128(n)) => return check_uint(*n, max),
         (Kind::UInt { max }, ValueKind::U64(n)) => return check_uint(i128::from(*n), max),
+        (Kind::Float, ValueKind::Float(n)) => n.is_finite(),
+        (Kind::Float, ValueKind::I64(_) | ValueKind::U64(_)) => true,
         (Kind::UInt { max }, ValueKind::U128(n)) => {
             return check_uint(i128::try_from(*n).unwrap_or(i128::MAX), max);
         }
@@ -183,6 +187,7 @@ pub(crate) fn expected(kind: Kind) -> String {
         Kind::Str => "a string".into(),
         Kind::StrList => "a list of strings".into(),
         Kind::UInt { max } => format!("a whole number from 0 to {max}"),
+        Kind::Float => "a number".into(),
     }
 }
 
@@ -257,6 +262,14 @@ impl<'de> Deserializer<'de> for Probe<'_> {
 
     probe_uint!(deserialize_u8 => u8, deserialize_u16 => u16, deserialize_u32 => u32, deserialize_u64 => u64);
 
+    fn deserialize_f64<V>(self, visitor: V) -> Result<V::Value, DeError>
+    where
+        V: Visitor<'de>,
+    {
+        self.leaf(Kind::Float);
+        visitor.visit_f64(0.0)
+    }
+
     fn deserialize_str<V>(self, visitor: V) -> Result<V::Value, DeError>
     where
         V: Visitor<'de>,
@@ -305,7 +318,7 @@ impl<'de> Deserializer<'de> for Probe<'_> {
     }
 
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i64 i128 u128 f32 f64 char bytes byte_buf option unit unit_struct
+        i8 i16 i32 i64 i128 u128 f32 char bytes byte_buf option unit unit_struct
         newtype_struct tuple tuple_struct map enum identifier ignored_any
     }
 }
@@ -388,10 +401,11 @@ mod tests {
             Some(Kind::UInt { max: u64::MAX })
         );
         // 1 + domains + 9 c2s + 2 tls + 2 storage + 6 storage.redis + 7 limits + 4 timeouts
-        // + 2 auth + 2 log + 10 cluster.
+        // + 2 auth + 2 log + 10 cluster + 3 cluster.tls + 1 admin + 6 telemetry.
         assert_eq!(find("cluster.members"), Some(Kind::StrList));
         assert_eq!(find("cluster.node_id"), Some(Kind::UInt { max: u64::MAX }));
-        assert_eq!(keys.len(), 46, "{keys:?}");
+        assert_eq!(find("telemetry.sample_ratio"), Some(Kind::Float));
+        assert_eq!(keys.len(), 56, "{keys:?}");
     }
 
     #[test]

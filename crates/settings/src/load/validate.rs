@@ -13,6 +13,10 @@ const BACKENDS: &[&str] = &["embedded", "redis"];
 const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://"];
 /// Redis connections are multiplexed: past a few, more only cost sockets on the Redis side.
 const MAX_REDIS_CONNECTIONS: usize = 64;
+/// `telemetry.otlp_protocol` values: OTLP over gRPC, OTLP over HTTP (protobuf bodies).
+const OTLP_PROTOCOLS: &[&str] = &["grpc", "http"];
+/// URL schemes of `telemetry.otlp_endpoint`.
+const OTLP_SCHEMES: &[&str] = &["http://", "https://"];
 /// Log output formats.
 const LOG_FORMATS: &[&str] = &["text", "json"];
 /// RFC 6120 §13.12: servers must accept stanzas of at least 10000 bytes.
@@ -52,6 +56,7 @@ impl Settings {
         self.validate_timeouts()?;
         self.validate_auth()?;
         self.validate_log()?;
+        self.validate_telemetry()?;
         self.validate_cluster()
     }
 
@@ -150,6 +155,22 @@ impl Settings {
                     c.renew_every_ms, c.lease_ttl_ms
                 ),
             );
+        }
+        let tls = &c.tls;
+        if tls.is_enabled() {
+            for (key, file) in [
+                ("cluster.tls.ca_file", &tls.ca_file),
+                ("cluster.tls.cert_file", &tls.cert_file),
+                ("cluster.tls.key_file", &tls.key_file),
+            ] {
+                if file.is_empty() {
+                    return invalid(
+                        key,
+                        "must be set: mutual TLS needs the CA, the node's certificate and its key",
+                    );
+                }
+                check_file_exists(key, file)?;
+            }
         }
         Ok(())
     }
@@ -343,6 +364,48 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// `[admin]` and `[telemetry]`.
+    fn validate_telemetry(&self) -> Result<(), ConfigError> {
+        if !self.admin.listen.trim().is_empty() {
+            check_listen("admin.listen", &self.admin.listen)?;
+        }
+        let t = &self.telemetry;
+        let endpoint = t.otlp_endpoint.trim();
+        if !endpoint.is_empty()
+            && !OTLP_SCHEMES.iter().any(|scheme| {
+                endpoint
+                    .strip_prefix(scheme)
+                    .is_some_and(|rest| !rest.is_empty())
+            })
+        {
+            return invalid(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// URL, e.g. `http://otel-collector:4317`"),
+            );
+        }
+        if !OTLP_PROTOCOLS.contains(&t.otlp_protocol.as_str()) {
+            return invalid(
+                "telemetry.otlp_protocol",
+                format!(
+                    "`{}` is not one of: {}",
+                    t.otlp_protocol,
+                    OTLP_PROTOCOLS.join(", ")
+                ),
+            );
+        }
+        if t.service_name.trim().is_empty() {
+            return invalid("telemetry.service_name", "must not be empty");
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return invalid(
+                "telemetry.sample_ratio",
+                format!("{} is outside 0.0..=1.0", t.sample_ratio),
+            );
+        }
+        positive("telemetry.export_interval_ms", t.export_interval_ms)?;
+        positive("telemetry.export_timeout_ms", t.export_timeout_ms)
     }
 
     fn validate_log(&self) -> Result<(), ConfigError> {
@@ -721,6 +784,74 @@ mod tests {
             s.storage.redis.tls_ca_file = ca_path.clone();
         });
         assert!(with_ca.is_ok(), "{with_ca:?}");
+    }
+
+    #[test]
+    fn cluster_tls_needs_all_three_files() {
+        let pem = tempfile::NamedTempFile::new().unwrap();
+        let path = pem.path().display().to_string();
+        let err = with(|s| s.cluster.tls.ca_file = path.clone()).unwrap_err();
+        assert_eq!(key_of(Err(err)), "cluster.tls.cert_file");
+        let err = with(|s| {
+            s.cluster.tls.ca_file = path.clone();
+            s.cluster.tls.cert_file = path.clone();
+        })
+        .unwrap_err();
+        assert_eq!(key_of(Err(err)), "cluster.tls.key_file");
+        let err = with(|s| {
+            s.cluster.tls.ca_file = path.clone();
+            s.cluster.tls.cert_file = "/nonexistent/node.pem".into();
+            s.cluster.tls.key_file = path.clone();
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/node.pem"), "{err}");
+        assert_eq!(key_of(Err(err)), "cluster.tls.cert_file");
+        let all = with(|s| {
+            s.cluster.tls.ca_file = path.clone();
+            s.cluster.tls.cert_file = path.clone();
+            s.cluster.tls.key_file = path.clone();
+        });
+        assert!(all.is_ok(), "{all:?}");
+    }
+
+    #[test]
+    fn admin_and_telemetry_keys_are_checked() {
+        assert!(with(|s| s.admin.listen = String::new()).is_ok());
+        assert_eq!(
+            key_of(with(|s| s.admin.listen = "9090".into())),
+            "admin.listen"
+        );
+        for bad in ["collector:4317", "grpc://collector:4317", "http://"] {
+            assert_eq!(
+                key_of(with(|s| s.telemetry.otlp_endpoint = bad.into())),
+                "telemetry.otlp_endpoint",
+                "{bad}"
+            );
+        }
+        assert!(with(|s| s.telemetry.otlp_endpoint = "https://otel.example:4318".into()).is_ok());
+        let err = with(|s| s.telemetry.otlp_protocol = "thrift".into()).unwrap_err();
+        assert!(err.to_string().contains("grpc, http"), "{err}");
+        assert_eq!(key_of(Err(err)), "telemetry.otlp_protocol");
+        assert_eq!(
+            key_of(with(|s| s.telemetry.service_name = " ".into())),
+            "telemetry.service_name"
+        );
+        for bad in [-0.1, 1.5, f64::NAN] {
+            assert_eq!(
+                key_of(with(|s| s.telemetry.sample_ratio = bad)),
+                "telemetry.sample_ratio",
+                "{bad}"
+            );
+        }
+        assert!(with(|s| s.telemetry.sample_ratio = 0.0).is_ok());
+        assert_eq!(
+            key_of(with(|s| s.telemetry.export_interval_ms = 0)),
+            "telemetry.export_interval_ms"
+        );
+        assert_eq!(
+            key_of(with(|s| s.telemetry.export_timeout_ms = 0)),
+            "telemetry.export_timeout_ms"
+        );
     }
 
     #[test]

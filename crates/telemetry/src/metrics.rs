@@ -1,0 +1,261 @@
+//! Every metric Corvid records. Names follow the OpenTelemetry semantic-convention style
+//! (dotted, lowercase, unit in the metadata, not the name); the Prometheus rendering turns
+//! `xmpp.routing.duration` (unit `s`) into `xmpp_routing_duration_seconds`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::KeyValue;
+
+/// Bucket bounds of the latency histograms, in seconds: 100 µs to 10 s.
+const LATENCY_BOUNDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The instruments, recorded into the global meter provider that [`crate::init`] installs
+/// (before it, or without it, recording costs nothing and goes nowhere).
+pub struct Metrics {
+    meter: Meter,
+    /// `xmpp.server.connections` {connection}: open client connections, by `xmpp.listener`
+    /// (`starttls`, `direct_tls`) and `xmpp.connection.state` (`negotiating`, `authenticated`,
+    /// `bound`).
+    pub connections: UpDownCounter<i64>,
+    /// `xmpp.server.authentications` {authentication}: finished SASL exchanges, by
+    /// `sasl.mechanism` and `outcome` (`success`, `failure`).
+    pub authentications: Counter<u64>,
+    /// `xmpp.server.stanzas.received` {stanza}: stanzas from clients, by `xmpp.stanza.kind`.
+    pub stanzas_received: Counter<u64>,
+    /// `xmpp.server.stanzas.sent` {stanza}: stanzas written to clients, by `xmpp.stanza.kind`.
+    pub stanzas_sent: Counter<u64>,
+    /// `xmpp.server.sessions` {session}: bound sessions on this node.
+    pub sessions: UpDownCounter<i64>,
+    /// `xmpp.routing.duration` s: handing a stanza to one recipient session, by
+    /// `xmpp.route.destination` (`local`, `remote`) and `outcome` (`delivered`, `failed`).
+    pub routing_duration: Histogram<f64>,
+    /// `corvid.storage.operation.duration` s: store operations, by `db.operation.name` and,
+    /// on failure, `error.type`.
+    pub storage_duration: Histogram<f64>,
+    /// `corvid.storage.errors` {error}: failed store operations, by `db.operation.name`.
+    pub storage_errors: Counter<u64>,
+}
+
+/// A gauge read off a [`RegistryStatus`]: name, description, reading.
+type Gauge = (&'static str, &'static str, fn(&RegistryStatus) -> u64);
+
+/// What a node knows of the registry's Raft group, for the `corvid.registry.*` gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryStatus {
+    /// The leader's node id, if one is known.
+    pub leader: Option<u64>,
+    /// The current Raft term.
+    pub term: u64,
+    /// Index of the last log entry known committed.
+    pub committed: u64,
+    /// Index of the last log entry applied to this node's replica.
+    pub applied: u64,
+}
+
+/// The process's instruments.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| Metrics::new(opentelemetry::global::meter("corvid")))
+}
+
+impl Metrics {
+    fn new(meter: Meter) -> Self {
+        Self {
+            connections: meter
+                .i64_up_down_counter("xmpp.server.connections")
+                .with_unit("{connection}")
+                .with_description("Open client connections")
+                .build(),
+            authentications: meter
+                .u64_counter("xmpp.server.authentications")
+                .with_unit("{authentication}")
+                .with_description("Finished SASL authentications")
+                .build(),
+            stanzas_received: meter
+                .u64_counter("xmpp.server.stanzas.received")
+                .with_unit("{stanza}")
+                .with_description("Stanzas received from clients")
+                .build(),
+            stanzas_sent: meter
+                .u64_counter("xmpp.server.stanzas.sent")
+                .with_unit("{stanza}")
+                .with_description("Stanzas sent to clients")
+                .build(),
+            sessions: meter
+                .i64_up_down_counter("xmpp.server.sessions")
+                .with_unit("{session}")
+                .with_description("Bound sessions on this node")
+                .build(),
+            routing_duration: meter
+                .f64_histogram("xmpp.routing.duration")
+                .with_unit("s")
+                .with_description("Time to hand a stanza to one recipient session")
+                .with_boundaries(LATENCY_BOUNDS.to_vec())
+                .build(),
+            storage_duration: meter
+                .f64_histogram("corvid.storage.operation.duration")
+                .with_unit("s")
+                .with_description("Duration of storage operations")
+                .with_boundaries(LATENCY_BOUNDS.to_vec())
+                .build(),
+            storage_errors: meter
+                .u64_counter("corvid.storage.errors")
+                .with_unit("{error}")
+                .with_description("Failed storage operations")
+                .build(),
+            meter,
+        }
+    }
+
+    /// Records one store operation.
+    pub fn storage_operation(&self, operation: &'static str, took: Duration, ok: bool) {
+        let name = KeyValue::new("db.operation.name", operation);
+        if ok {
+            self.storage_duration
+                .record(took.as_secs_f64(), std::slice::from_ref(&name));
+        } else {
+            self.storage_errors.add(1, std::slice::from_ref(&name));
+            self.storage_duration.record(
+                took.as_secs_f64(),
+                &[name, KeyValue::new("error.type", "storage")],
+            );
+        }
+    }
+
+    /// Records one stanza handed to one recipient session.
+    pub fn routed(&self, remote: bool, took: Duration, delivered: bool) {
+        self.routing_duration.record(
+            took.as_secs_f64(),
+            &[
+                KeyValue::new(
+                    "xmpp.route.destination",
+                    if remote { "remote" } else { "local" },
+                ),
+                KeyValue::new("outcome", if delivered { "delivered" } else { "failed" }),
+            ],
+        );
+    }
+
+    /// Reports the registry gauges from `status`, read at each collection:
+    /// `corvid.registry.leader` (the leader's id, 0 while none is known), `corvid.registry.term`,
+    /// `corvid.registry.commit_index`, `corvid.registry.applied_index` and
+    /// `corvid.registry.apply_lag` (committed entries not yet applied here).
+    pub fn observe_registry(&self, status: impl Fn() -> RegistryStatus + Send + Sync + 'static) {
+        let status = Arc::new(status);
+        let gauges: [Gauge; 5] = [
+            (
+                "corvid.registry.leader",
+                "Node id of the registry's Raft leader (0: none known)",
+                |s| s.leader.unwrap_or(0),
+            ),
+            ("corvid.registry.term", "Current Raft term", |s| s.term),
+            (
+                "corvid.registry.commit_index",
+                "Last committed Raft log index",
+                |s| s.committed,
+            ),
+            (
+                "corvid.registry.applied_index",
+                "Last Raft log index applied to this replica",
+                |s| s.applied,
+            ),
+            (
+                "corvid.registry.apply_lag",
+                "Committed Raft log entries not yet applied here",
+                |s| s.committed.saturating_sub(s.applied),
+            ),
+        ];
+        for (name, description, read) in gauges {
+            let status = status.clone();
+            let _ = self
+                .meter
+                .u64_observable_gauge(name)
+                .with_description(description)
+                .with_callback(move |observer| observer.observe(read(&status()), &[]))
+                .build();
+        }
+    }
+
+    /// Reports `corvid.router.queue.depth` {envelope}: stanzas sent to each peer node and not
+    /// yet answered (attribute `corvid.peer.node`), read at each collection.
+    pub fn observe_router_queues(
+        &self,
+        depths: impl Fn() -> Vec<(u64, u64)> + Send + Sync + 'static,
+    ) {
+        let _ = self
+            .meter
+            .u64_observable_gauge("corvid.router.queue.depth")
+            .with_unit("{envelope}")
+            .with_description("Stanzas forwarded to a peer node and not yet answered")
+            .with_callback(move |observer| {
+                for (node, depth) in depths() {
+                    observer.observe(depth, &[KeyValue::new("corvid.peer.node", node as i64)]);
+                }
+            })
+            .build();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+mod tests {
+    use super::*;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+    #[test]
+    fn the_prometheus_rendering_names_every_instrument() {
+        let registry = prometheus::Registry::new();
+        let reader = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .build()
+            .unwrap();
+        let provider = SdkMeterProvider::builder().with_reader(reader).build();
+        let m = Metrics::new(provider.meter("corvid"));
+        let listener = [
+            KeyValue::new("xmpp.listener", "starttls"),
+            KeyValue::new("xmpp.connection.state", "bound"),
+        ];
+        m.connections.add(1, &listener);
+        m.authentications.add(
+            1,
+            &[
+                KeyValue::new("sasl.mechanism", "SCRAM-SHA-256"),
+                KeyValue::new("outcome", "success"),
+            ],
+        );
+        m.stanzas_received
+            .add(1, &[KeyValue::new("xmpp.stanza.kind", "message")]);
+        m.routed(true, Duration::from_millis(3), true);
+        m.storage_operation("accounts.credentials", Duration::from_millis(1), false);
+        m.observe_registry(|| RegistryStatus {
+            leader: Some(2),
+            term: 3,
+            committed: 10,
+            applied: 7,
+        });
+        let text = crate::PrometheusText {
+            registry: std::sync::Arc::new(registry),
+        }
+        .render();
+        for expected in [
+            "xmpp_server_connections{",
+            "xmpp_listener=\"starttls\"",
+            "xmpp_server_authentications_total{",
+            "sasl_mechanism=\"SCRAM-SHA-256\"",
+            "xmpp_server_stanzas_received_total{",
+            "xmpp_routing_duration_seconds_bucket{",
+            "xmpp_route_destination=\"remote\"",
+            "corvid_storage_errors_total{",
+            "corvid_registry_apply_lag{otel_scope_name=\"corvid\"} 3",
+            "corvid_registry_leader{otel_scope_name=\"corvid\"} 2",
+        ] {
+            assert!(text.contains(expected), "no {expected} in:\n{text}");
+        }
+    }
+}

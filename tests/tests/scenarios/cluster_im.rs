@@ -1,7 +1,8 @@
 //! Instant messaging across the nodes of a cluster (three combined nodes, real processes, one
 //! Redis): subscriptions whose requests and approvals cross nodes (RFC 6121 §3.1), a probe
 //! answered by the node that holds the probed resource (§4.3.2), message carbons between
-//! resources on different nodes (XEP-0280), and offline delivery (§8.5.2.2.1, XEP-0160).
+//! resources on different nodes (XEP-0280), offline delivery (§8.5.2.2.1, XEP-0160), and roster
+//! pushes to the interested resources of a user on every node (§2.1.6, §2.2).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -171,4 +172,125 @@ async fn subscriptions_probes_carbons_and_offline_messages_work_across_nodes() {
     assert_eq!(got.attr("from"), Some("bob@localhost/b2"));
     // XEP-0203: stamped with when it was stored.
     assert!(got.child("delay", "urn:xmpp:delay").is_some());
+}
+
+/// RFC 6121's roster namespace.
+const ROSTER: &str = "jabber:iq:roster";
+
+/// Requests the roster (RFC 6121 §2.2), making `c` an interested resource.
+async fn request_roster(c: &mut Client) {
+    c.send("<iq type='get' id='roster-get'><query xmlns='jabber:iq:roster'/></iq>")
+        .await
+        .unwrap();
+    let result = stanza_where(c, LIMIT, "roster result", |e| {
+        e.name == "iq" && e.attr("id") == Some("roster-get")
+    })
+    .await;
+    assert_eq!(result.attr("type"), Some("result"));
+}
+
+/// True for a roster push (§2.1.6) about `contact` addressed to `to`.
+fn is_push_of(e: &Element, contact: &str, to: &str) -> bool {
+    e.name == "iq"
+        && e.attr("type") == Some("set")
+        && e.attr("to") == Some(to)
+        && e.child("query", ROSTER).is_some_and(|q| {
+            q.child_elements()
+                .any(|i| i.is("item", ROSTER) && i.attr("jid") == Some(contact))
+        })
+}
+
+/// Waits for the roster push about `contact` to `c` (bound as `to`): from the account's bare
+/// JID (§2.1.6: a client ignores pushes from anyone else).
+async fn push_of(c: &mut Client, contact: &str, to: &str) -> Element {
+    let push = stanza_where(c, LIMIT, &format!("roster push of {contact}"), |e| {
+        is_push_of(e, contact, to)
+    })
+    .await;
+    assert_eq!(push.attr("from"), Some("alice@localhost"));
+    push
+}
+
+/// Asserts that nothing `c` receives for a while is a roster push.
+async fn no_push(c: &mut Client) {
+    let got = c.drain(Duration::from_millis(1500)).await;
+    assert!(
+        got.iter()
+            .all(|e| !(e.name == "iq" && e.child("query", ROSTER).is_some())),
+        "{} is not an interested resource but got a roster push: {got:?}",
+        c.name()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_pushes_reach_interested_resources_on_every_node_and_only_them() {
+    let cluster = Cluster::builder(env!("CARGO_BIN_EXE_corvid-test-node"))
+        .combined(3)
+        .user("alice", "alice-pw")
+        .start()
+        .await
+        .expect("the cluster starts");
+
+    println!("=== alice: interested a1 (node 1) and a2 (node 2); quiet2, quiet3 never ask");
+    let mut a1 = cluster.login(1, "alice", "alice-pw", "a1").await.unwrap();
+    let mut a2 = cluster.login(2, "alice", "alice-pw", "a2").await.unwrap();
+    let mut quiet2 = cluster
+        .login(2, "alice", "alice-pw", "quiet2")
+        .await
+        .unwrap();
+    let mut quiet3 = cluster
+        .login(3, "alice", "alice-pw", "quiet3")
+        .await
+        .unwrap();
+    request_roster(&mut a1).await;
+    request_roster(&mut a2).await;
+    replicated().await;
+
+    println!("=== RFC 6121 §2.1.6: a roster set on node 1 is pushed to a2 on node 2");
+    a1.send(
+        "<iq type='set' id='set1'><query xmlns='jabber:iq:roster'>\
+         <item jid='nurse@localhost' name='Nurse'/></query></iq>",
+    )
+    .await
+    .unwrap();
+    // §2.3.2: the initiator gets its result, then the push like every interested resource.
+    let result = stanza_where(&mut a1, LIMIT, "roster set result", |e| {
+        e.name == "iq" && e.attr("id") == Some("set1")
+    })
+    .await;
+    assert_eq!(result.attr("type"), Some("result"));
+    push_of(&mut a1, "nurse@localhost", "alice@localhost/a1").await;
+    let push = push_of(&mut a2, "nurse@localhost", "alice@localhost/a2").await;
+    let item = push
+        .child("query", ROSTER)
+        .and_then(|q| q.child("item", ROSTER))
+        .unwrap();
+    assert_eq!(item.attr("name"), Some("Nurse"));
+    assert_eq!(item.attr("subscription"), Some("none"));
+
+    println!("=== §2.2: resources that did not request the roster get no push, on any node");
+    no_push(&mut quiet2).await;
+    no_push(&mut quiet3).await;
+
+    println!("=== quiet3 on node 3 requests the roster; a removal on node 2 reaches it and a1");
+    request_roster(&mut quiet3).await;
+    a2.send(
+        "<iq type='set' id='rm1'><query xmlns='jabber:iq:roster'>\
+         <item jid='nurse@localhost' subscription='remove'/></query></iq>",
+    )
+    .await
+    .unwrap();
+    for (c, to) in [
+        (&mut quiet3, "alice@localhost/quiet3"),
+        (&mut a1, "alice@localhost/a1"),
+        (&mut a2, "alice@localhost/a2"),
+    ] {
+        let push = push_of(c, "nurse@localhost", to).await;
+        let item = push
+            .child("query", ROSTER)
+            .and_then(|q| q.child("item", ROSTER))
+            .unwrap();
+        assert_eq!(item.attr("subscription"), Some("remove"), "§2.5.2");
+    }
+    no_push(&mut quiet2).await;
 }

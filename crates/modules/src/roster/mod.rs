@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use corvid_core::{Event, Flow, Hook, IqTarget, Module, Registrar, Services, SessionId, Spec};
-use corvid_jid::{BareJid, Jid};
+use corvid_jid::{BareJid, FullJid, Jid};
 use corvid_stanza::{ns, IqType, Kind, PresenceType, Stanza};
 use corvid_xml::Element;
 use tokio::sync::Mutex;
@@ -145,6 +145,11 @@ impl Hook for Hooks {
                 inner.forwarded_probe(services, jid, *session, stanza).await;
                 Flow::Stop
             }
+            Event::Deliver {
+                jid,
+                session,
+                stanza,
+            } if inner.unwanted_push(jid, *session, stanza) => Flow::Stop,
             Event::Deliver {
                 session, stanza, ..
             } => inner.deliver(services, *session, stanza).await,
@@ -255,7 +260,7 @@ impl Inner {
     }
 
     /// Sends a roster push of `item` (version `ver`) to each of `owner`'s interested
-    /// resources (RFC 6121 §2.1.6). The push for `initiator`'s session waits for the result of
+    /// resources (RFC 6121 §2.1.6), on any node of a cluster. The push for `initiator`'s session waits for the result of
     /// its IQ (see [`Inner::deliver`]).
     async fn push(
         &self,
@@ -266,18 +271,38 @@ impl Inner {
         initiator: Option<(SessionId, &str)>,
     ) {
         for route in services.registry.resources(owner) {
-            if !self.sessions.is_interested(route.session) {
-                continue;
-            }
             let id = corvid_core::random_id(9);
             let push = payload::push(owner, &route.jid, &id, ver, item.clone());
             match initiator {
                 Some((session, iq_id)) if session == route.session => {
-                    self.sessions.defer(session, iq_id, vec![push]);
+                    // The initiator's session is on this node (it sent the IQ here).
+                    if self.sessions.is_interested(session) {
+                        self.sessions.defer(session, iq_id, vec![push]);
+                    }
                 }
-                _ => services.sender.send(push).await,
+                // Whether a session asked for the roster is known only on its own node, so
+                // the push goes to every bound resource, wherever it is, and that node's
+                // `deliver` hook drops it for a session that did not (see
+                // [`Inner::unwanted_push`]). A resource gone meanwhile is owed nothing.
+                _ => {
+                    if !services.sender.to_route(&route, push).await {
+                        tracing::debug!(what = "roster-push-undelivered", session = %route.session);
+                    }
+                }
             }
         }
+    }
+
+    /// True for a roster push (RFC 6121 §2.1.6: an IQ set of `jabber:iq:roster` from the
+    /// account's bare JID; clients' stanzas always carry a full JID) arriving for a local
+    /// session of that account that never requested the roster: it is not an interested
+    /// resource (§2.2) and gets no pushes.
+    fn unwanted_push(&self, jid: &FullJid, session: SessionId, st: &Stanza) -> bool {
+        st.kind() == Kind::Iq
+            && st.iq_type() == Some(IqType::Set)
+            && st.element().child("query", NS_ROSTER).is_some()
+            && st.element().attr("from") == Some(jid.bare().to_string().as_str())
+            && !self.sessions.is_interested(session)
     }
 
     /// The routes of `owner`'s available resources, on any node.

@@ -204,6 +204,8 @@ impl ClusterBuilder {
                     role: spec.role,
                     client,
                     grpc: loopback(),
+            admin: loopback(),
+                    admin: loopback(),
                     env,
                     data,
                     child: None,
@@ -239,6 +241,8 @@ pub struct Node {
     role: Role,
     client: Option<SocketAddr>,
     grpc: SocketAddr,
+    /// The admin HTTP listener (`/healthz`, `/readyz`, `/metrics`).
+    admin: SocketAddr,
     env: Vec<(String, String)>,
     data: tempfile::TempDir,
     child: Option<Child>,
@@ -263,6 +267,11 @@ impl Node {
     /// Its gRPC address (`cluster.listen`).
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc
+    }
+
+    /// Its admin HTTP listener (`/healthz`, `/readyz`, `/metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
     }
 
     /// Its data folder (`storage.path`), kept across restarts.
@@ -432,6 +441,7 @@ impl Cluster {
             role,
             client: role.has_clients().then(loopback),
             grpc,
+            admin: loopback(),
             env,
             data,
             child: None,
@@ -542,6 +552,7 @@ impl Cluster {
             .env("CORVID__CLUSTER__ENABLED", "true")
             .env("CORVID__CLUSTER__NODE_ID", id.to_string())
             .env("CORVID__CLUSTER__LISTEN", node.grpc.to_string())
+            .env("CORVID__ADMIN__LISTEN", node.admin.to_string())
             .env("CORVID__CLUSTER__MEMBERS", &self.members);
         // `combined` is the default; not naming it keeps the builder usable on servers that
         // predate roles.

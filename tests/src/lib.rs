@@ -27,6 +27,7 @@
 
 mod client;
 pub mod cluster;
+pub mod http;
 pub mod scram;
 mod server;
 mod tls;

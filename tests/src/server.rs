@@ -96,6 +96,7 @@ impl TestServerBuilder {
         settings.storage.path = dir.path().to_path_buf();
         settings.c2s.starttls_listen = "127.0.0.1:0".into();
         settings.c2s.direct_tls_listen = "127.0.0.1:0".into();
+        settings.admin.listen = "127.0.0.1:0".into();
         settings.auth.scram_iterations = TEST_ITERATIONS;
         let redis = match &self.storage {
             Storage::Embedded => None,
@@ -162,6 +163,13 @@ impl TestServer {
     pub fn direct_tls_addr(&self) -> anyhow::Result<SocketAddr> {
         self.direct_tls
             .ok_or_else(|| anyhow!("the direct-TLS listener is disabled"))
+    }
+
+    /// The running server (its readiness, admin listener, router…).
+    pub fn server(&self) -> anyhow::Result<&Server> {
+        self.server
+            .as_ref()
+            .ok_or_else(|| anyhow!("the server was stopped"))
     }
 
     /// The server's store.

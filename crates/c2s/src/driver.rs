@@ -21,10 +21,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument as _};
 
 use crate::limits::UnauthSlot;
 use crate::machine::BindFailure;
+use crate::telemetry::{ConnGauge, SaslExchange};
 use crate::{Action, Config, ConnectionLimits, Input, Machine};
 
 /// The TLS side of the server: acceptors and channel-binding data of the certificate.
@@ -189,8 +190,30 @@ fn channel_bindings(
     }
 }
 
-/// Serves one client connection to its end.
+/// Serves one client connection to its end, in a `c2s.connection` span (the root of the
+/// connection's trace: TLS, SASL and bind are its children; each stanza's route is a trace of
+/// its own that links to it).
 pub async fn serve_connection(
+    ctx: Arc<C2sContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    kind: Listener,
+    shutdown: watch::Receiver<bool>,
+) {
+    let span = tracing::info_span!(
+        parent: None,
+        "c2s.connection",
+        otel.kind = "server",
+        xmpp.listener = ?kind,
+        network.peer.address = %peer.ip(),
+        network.peer.port = peer.port(),
+    );
+    run_connection(ctx, tcp, peer, kind, shutdown)
+        .instrument(span)
+        .await;
+}
+
+async fn run_connection(
     ctx: Arc<C2sContext>,
     tcp: TcpStream,
     peer: SocketAddr,
@@ -202,7 +225,7 @@ pub async fn serve_connection(
         refuse(tcp, kind, &ctx.config).await;
         return;
     };
-    let mut conn = Connection::new(ctx.clone(), slot);
+    let mut conn = Connection::new(ctx.clone(), slot, kind);
     let mut machine;
     let mut io = match kind {
         Listener::StartTls => {
@@ -210,7 +233,12 @@ pub async fn serve_connection(
             Io::Plain(tcp)
         }
         Listener::DirectTls => {
-            match timeout(ctx.tls_handshake_timeout, ctx.tls.direct.accept(tcp)).await {
+            let handshake = ctx
+                .tls
+                .direct
+                .accept(tcp)
+                .instrument(tracing::info_span!("c2s.tls"));
+            match timeout(ctx.tls_handshake_timeout, handshake).await {
                 Ok(Ok(tls)) => {
                     let cb = channel_bindings(&tls, &ctx.tls.server_end_point);
                     machine = Machine::new(conn.ctx.config.clone(), true, cb);
@@ -227,6 +255,7 @@ pub async fn serve_connection(
     debug!(what = "connection-opened", %peer, ?kind);
     conn.run(&mut machine, &mut io, &mut shutdown).await;
     if let Some(jid) = conn.bound.take() {
+        corvid_telemetry::metrics().sessions.add(-1, &[]);
         ctx.router.unbind(&jid, conn.session).await;
         info!(what = "session-closed", %jid, session = %conn.session);
     }
@@ -262,10 +291,14 @@ struct Connection {
     out: Vec<u8>,
     tokens: f64,
     last_refill: Instant,
+    /// Its place in `xmpp.server.connections`.
+    gauge: ConnGauge,
+    /// The SASL exchange under way, for its span and the authentication count.
+    sasl: Option<SaslExchange>,
 }
 
 impl Connection {
-    fn new(ctx: Arc<C2sContext>, slot: UnauthSlot) -> Self {
+    fn new(ctx: Arc<C2sContext>, slot: UnauthSlot, kind: Listener) -> Self {
         let session = ctx.router.new_session_id();
         let parser = Parser::new(ctx.limits);
         let tokens = f64::from(ctx.read_burst);
@@ -279,6 +312,8 @@ impl Connection {
             out: Vec::with_capacity(4096),
             tokens,
             last_refill: Instant::now(),
+            gauge: ConnGauge::open(kind),
+            sasl: None,
         }
     }
 
@@ -354,6 +389,10 @@ impl Connection {
                 Some(item) = async { match mailbox { Some(mb) => mb.recv().await, None => std::future::pending().await } } => {
                     match item {
                         Outbound::Stanza(st) => {
+                            corvid_telemetry::metrics().stanzas_sent.add(
+                                1,
+                                &[corvid_telemetry::KeyValue::new("xmpp.stanza.kind", st.kind().as_str())],
+                            );
                             self.out.extend_from_slice(st.element().to_xml(ns::CLIENT).as_bytes());
                             if !self.flush(io).await {
                                 return;
@@ -416,12 +455,13 @@ impl Connection {
                     let Io::Plain(tcp) = std::mem::replace(io, Io::Gone) else {
                         return false;
                     };
-                    match timeout(
-                        self.ctx.tls_handshake_timeout,
-                        self.ctx.tls.starttls.accept(tcp),
-                    )
-                    .await
-                    {
+                    let handshake = self
+                        .ctx
+                        .tls
+                        .starttls
+                        .accept(tcp)
+                        .instrument(tracing::info_span!("c2s.tls"));
+                    match timeout(self.ctx.tls_handshake_timeout, handshake).await {
                         Ok(Ok(tls)) => {
                             let cb = channel_bindings(&tls, &self.ctx.tls.server_end_point);
                             *io = Io::Tls(Box::new(tls));
@@ -438,6 +478,8 @@ impl Connection {
                 }
                 Action::ResetParser => self.parser.reset(),
                 Action::LookupCredentials(jid) => {
+                    SaslExchange::begin(&mut self.sasl, m);
+                    let started = Instant::now();
                     let r = self
                         .ctx
                         .store
@@ -448,16 +490,30 @@ impl Connection {
                             warn!(what = "credentials-lookup-failed", error = %e);
                             e.to_string()
                         });
+                    corvid_telemetry::metrics().storage_operation(
+                        "accounts.credentials",
+                        started.elapsed(),
+                        r.is_ok(),
+                    );
                     m.handle(Input::Credentials(r), &mut more);
                 }
                 Action::Authenticated(jid) => {
                     info!(what = "authenticated", %jid, session = %self.session);
+                    SaslExchange::finish(&mut self.sasl, "success");
+                    self.gauge.set("authenticated");
                     self.slot = None;
                 }
                 Action::Bind(jid) => {
                     let (tx, rx) = mpsc::channel(self.ctx.session_queue);
-                    let r = match self.ctx.router.bind(jid.clone(), self.session, tx).await {
+                    let bind = self
+                        .ctx
+                        .router
+                        .bind(jid.clone(), self.session, tx)
+                        .instrument(tracing::info_span!("c2s.bind"));
+                    let r = match bind.await {
                         Ok(()) => {
+                            self.gauge.set("bound");
+                            corvid_telemetry::metrics().sessions.add(1, &[]);
                             self.mailbox = Some(rx);
                             self.bound = Some(jid.clone());
                             info!(what = "session-bound", %jid, session = %self.session);
@@ -472,14 +528,33 @@ impl Connection {
                     m.handle(Input::Bound(r), &mut more);
                 }
                 Action::Route(mut stanza) => {
-                    let services = self.ctx.router.services();
-                    let mut ev = Event::ClientStanza {
-                        session: self.session,
-                        stanza: &mut stanza,
-                    };
-                    if services.modules.run(services, &mut ev).await == Flow::Continue {
-                        self.ctx.router.route(stanza).await;
+                    let kind = stanza.kind().as_str();
+                    corvid_telemetry::metrics().stanzas_received.add(
+                        1,
+                        &[corvid_telemetry::KeyValue::new("xmpp.stanza.kind", kind)],
+                    );
+                    // Each stanza is a trace of its own (a connection lives for hours), linked
+                    // to its connection's span.
+                    let span = tracing::info_span!(
+                        parent: None,
+                        "xmpp.stanza.route",
+                        xmpp.stanza.kind = kind,
+                    );
+                    span.follows_from(tracing::Span::current().id());
+                    let router = &self.ctx.router;
+                    let session = self.session;
+                    async move {
+                        let services = router.services();
+                        let mut ev = Event::ClientStanza {
+                            session,
+                            stanza: &mut stanza,
+                        };
+                        if services.modules.run(services, &mut ev).await == Flow::Continue {
+                            router.route(stanza).await;
+                        }
                     }
+                    .instrument(span)
+                    .await;
                 }
                 Action::Nonza(element) => {
                     let services = self.ctx.router.services();
@@ -507,6 +582,7 @@ impl Connection {
             }
             queue.extend(more);
         }
+        SaslExchange::check_failed(&mut self.sasl, m);
         self.flush(io).await
     }
 }

@@ -18,6 +18,7 @@ mod driver;
 mod features;
 mod limits;
 mod machine;
+mod telemetry;
 
 pub use driver::{accept_loop, accept_until, serve_connection, C2sContext, Listener, TlsMaterial};
 pub use limits::ConnectionLimits;

@@ -431,7 +431,8 @@ fn envelope(route: &Route, stanza: &Stanza) -> v1::Envelope {
         session: NonZeroU64::new(route.session.0),
         // The receiver checks the session still holds it: ids alone may be stale.
         session_jid: Some(route.jid.clone()),
-        trace: HashMap::new(),
+        // The routing span's context: the receiver's delivery span joins this trace.
+        trace: corvid_telemetry::inject(&tracing::Span::current()),
     })
 }
 

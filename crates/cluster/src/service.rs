@@ -9,7 +9,7 @@ use corvid_router::Router;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument as _};
 
 /// Reports buffered per stream before the service stops reading envelopes (and HTTP/2 flow
 /// control stops the sending edge).
@@ -142,8 +142,16 @@ async fn deliver(router: &Router, envelope: v1::Envelope) -> Delivery {
         }
     };
     let session = SessionId(session.get());
+    // A child of the sending node's routing span: one stanza, one trace across the nodes.
+    let span = tracing::info_span!(
+        "xmpp.stanza.deliver",
+        otel.kind = "server",
+        xmpp.stanza.kind = stanza.kind().as_str(),
+    );
+    corvid_telemetry::continue_trace(&span, &routed.trace);
     match router
         .deliver_local(session, routed.session_jid.as_ref(), stanza)
+        .instrument(span)
         .await
     {
         Ok(()) => Delivery::Delivered,

@@ -9,11 +9,14 @@
 //! - `admin.rs`: [`admin::AdminService`], the `corvid.v1.Admin` gRPC service every cluster node
 //!   serves (status, adding and removing registry voters, draining an edge), [`admin::EdgeDrain`]
 //!   (an edge's drain), and [`admin::connect`], the one place admin client channels are made.
+//! - `admin_http.rs`: the admin HTTP listener (`/healthz`, `/readyz`, `/metrics`) and
+//!   [`admin_http::Readiness`], the state `/readyz` reports (a drain flips it).
 //! - `storage.rs`: [`storage::open`]: the backend `storage.backend` names (embedded or Redis).
 //! - `cli/`: the admin commands (`corvid user …`).
 //! - `doap.rs`: the DOAP description of what is implemented (`corvid doap`).
 
 pub mod admin;
+pub mod admin_http;
 pub mod cli;
 pub mod cluster;
 pub mod doap;

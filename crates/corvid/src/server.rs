@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin_http::Readiness;
 use anyhow::Context as _;
 use corvid_c2s::{accept_until, C2sContext, Config, ConnectionLimits, Listener};
 use corvid_core::{NodeId, Registrar, Services, SessionRegistry};
@@ -29,6 +30,10 @@ pub struct Server {
     tasks: JoinSet<()>,
     /// The registry's Raft member, in a cluster.
     raft: Option<corvid_raft::RegistryNode>,
+    /// What `/readyz` reports.
+    readiness: Readiness,
+    /// The admin HTTP listener's address, when `admin.listen` is set.
+    admin_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -130,6 +135,23 @@ impl Server {
         // Turned true by a drain: the client listeners close, sessions stay for the grace period.
         let (stop_accepting, stop_accepting_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        // The admin listener comes up first: /healthz answers while the node joins the cluster,
+        // /readyz says what it still waits for.
+        let readiness = Readiness::new();
+        readiness.watch_store(store.clone());
+        readiness.watch_stop_accepting(stop_accepting_rx.clone());
+        let admin_addr = match settings.admin.listen.trim() {
+            "" => None,
+            listen => Some(
+                crate::admin_http::serve(
+                    listen,
+                    readiness.clone(),
+                    shutdown_rx.clone(),
+                    &mut tasks,
+                )
+                .await?,
+            ),
+        };
         let raft = match member {
             Some(m) => {
                 // Only a node holding clients drains; a registry-only node has nothing to drain
@@ -151,6 +173,12 @@ impl Server {
             }
             None => None,
         };
+        if let Some(raft) = &raft {
+            let metrics = raft.raft().metrics();
+            readiness.watch_registry(crate::admin_http::registry_probe(metrics.clone()));
+            corvid_telemetry::metrics()
+                .observe_registry(move || crate::admin_http::registry_status(&metrics));
+        }
         let bind = |addr: &str,
                     kind: Listener|
          -> anyhow::Result<Option<(SocketAddr, std::net::TcpListener)>> {
@@ -195,6 +223,7 @@ impl Server {
                 ));
             }
         }
+        readiness.set_listening(true);
         Ok(Server {
             starttls_addr,
             direct_tls_addr,
@@ -204,7 +233,19 @@ impl Server {
             _stop_accepting: stop_accepting,
             tasks,
             raft,
+            readiness,
+            admin_addr,
         })
+    }
+
+    /// What `/readyz` reports; [`Readiness::set_draining`] takes the node out of rotation.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// The admin HTTP listener's address (`admin.listen`), if it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The STARTTLS listener's address.

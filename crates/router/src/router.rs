@@ -366,13 +366,16 @@ impl Router {
         let mut undelivered = 0;
         let mut delivered = Vec::with_capacity(count);
         for route in routes {
+            let started = tokio::time::Instant::now();
+            let remote = route.node != self.node;
             // The original is kept for the error reply should nobody take it.
-            let outcome = if route.node == self.node {
+            let outcome = if !remote {
                 self.to_local_session(&route.jid, route.session, stanza.clone())
                     .await
             } else {
                 self.to_remote_session(&route, &stanza).await
             };
+            corvid_telemetry::metrics().routed(remote, started.elapsed(), outcome.is_ok());
             match outcome {
                 Ok(()) => delivered.push(route.session),
                 Err(_) => undelivered += 1,

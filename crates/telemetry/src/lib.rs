@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use corvid_settings::{LogConfig, TelemetryConfig};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::KeyValue;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
@@ -39,7 +38,17 @@ mod metrics;
 mod propagation;
 
 pub use metrics::{metrics, Metrics, RegistryStatus};
+/// Attribute of a metric point, as the [`Metrics`] instruments take them.
+pub use opentelemetry::KeyValue;
 pub use propagation::{continue_trace, inject};
+
+/// The Prometheus rendering set up by [`init`] in this process, if it ran.
+static PROMETHEUS: std::sync::OnceLock<PrometheusText> = std::sync::OnceLock::new();
+
+/// The Prometheus rendering of this process's metrics, once [`init`] has run.
+pub fn prometheus_text() -> Option<PrometheusText> {
+    PROMETHEUS.get().cloned()
+}
 
 /// Spans or log records waiting for export, per signal; past it new ones are dropped.
 const MAX_QUEUE: usize = 4096;
@@ -237,11 +246,13 @@ pub fn init(
         .try_init()
         .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
 
+    let prometheus = PrometheusText { registry };
+    let _ = PROMETHEUS.set(prometheus.clone());
     Ok(Telemetry {
         tracer,
         meter,
         logger,
-        prometheus: PrometheusText { registry },
+        prometheus,
     })
 }
 

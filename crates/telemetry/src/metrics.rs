@@ -51,8 +51,9 @@ pub struct RegistryStatus {
     pub leader: Option<u64>,
     /// The current Raft term.
     pub term: u64,
-    /// Index of the last log entry known committed.
-    pub committed: u64,
+    /// Index of the last entry in this node's log: at least the commit index (openraft 0.9
+    /// does not publish the commit index itself).
+    pub last_log: u64,
     /// Index of the last log entry applied to this node's replica.
     pub applied: u64,
 }
@@ -143,8 +144,8 @@ impl Metrics {
 
     /// Reports the registry gauges from `status`, read at each collection:
     /// `corvid.registry.leader` (the leader's id, 0 while none is known), `corvid.registry.term`,
-    /// `corvid.registry.commit_index`, `corvid.registry.applied_index` and
-    /// `corvid.registry.apply_lag` (committed entries not yet applied here).
+    /// `corvid.registry.last_log_index`, `corvid.registry.applied_index` and
+    /// `corvid.registry.apply_lag` (log entries not yet applied here).
     pub fn observe_registry(&self, status: impl Fn() -> RegistryStatus + Send + Sync + 'static) {
         let status = Arc::new(status);
         let gauges: [Gauge; 5] = [
@@ -155,9 +156,9 @@ impl Metrics {
             ),
             ("corvid.registry.term", "Current Raft term", |s| s.term),
             (
-                "corvid.registry.commit_index",
-                "Last committed Raft log index",
-                |s| s.committed,
+                "corvid.registry.last_log_index",
+                "Last Raft log index on this node (at least the commit index)",
+                |s| s.last_log,
             ),
             (
                 "corvid.registry.applied_index",
@@ -166,8 +167,8 @@ impl Metrics {
             ),
             (
                 "corvid.registry.apply_lag",
-                "Committed Raft log entries not yet applied here",
-                |s| s.committed.saturating_sub(s.applied),
+                "Raft log entries on this node not yet applied to its replica",
+                |s| s.last_log.saturating_sub(s.applied),
             ),
         ];
         for (name, description, read) in gauges {
@@ -236,7 +237,7 @@ mod tests {
         m.observe_registry(|| RegistryStatus {
             leader: Some(2),
             term: 3,
-            committed: 10,
+            last_log: 10,
             applied: 7,
         });
         let text = crate::PrometheusText {

@@ -35,6 +35,7 @@ async fn run_script(script: &str, users: &[(&str, &str)]) {
     settings.storage.path = dir.path().to_path_buf();
     settings.c2s.starttls_listen = "127.0.0.1:0".into();
     settings.c2s.direct_tls_listen = "127.0.0.1:0".into();
+    settings.admin.listen = "127.0.0.1:0".into();
     let server = Server::start(settings).await.unwrap();
     for (user, password) in users {
         let creds = corvid_sasl::StoredCredentials::derive(password, 4096).unwrap();

@@ -25,3 +25,4 @@ mod reference_conversation;
 mod split_reads;
 mod stanza_rules;
 mod stream_errors;
+mod telemetry;

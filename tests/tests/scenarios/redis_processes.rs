@@ -38,6 +38,7 @@ async fn node(redis: &RedisServer) -> Node {
         .env("CORVID__STORAGE__PATH", data.path())
         .env("CORVID__C2S__STARTTLS_LISTEN", addr.to_string())
         .env("CORVID__C2S__DIRECT_TLS_LISTEN", "")
+        .env("CORVID__ADMIN__LISTEN", "127.0.0.1:0")
         .env("CORVID__AUTH__SCRAM_ITERATIONS", "4096")
         .env("CORVID__LOG__LEVEL", "warn")
         .stdin(Stdio::null())

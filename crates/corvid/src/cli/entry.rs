@@ -10,8 +10,7 @@ use std::process::ExitCode;
 
 use crate::cli::{self, Cli, CliError, Command, EXIT_USAGE};
 use clap::Parser;
-use corvid_settings::{ConfigError, LogConfig, Settings};
-use tracing_subscriber::EnvFilter;
+use corvid_settings::{ConfigError, Settings};
 
 /// The whole program: what `corvid` does with its command line and environment.
 pub fn main() -> ExitCode {
@@ -48,8 +47,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve => {
             let settings = settings()?;
-            init_tracing(&settings.log)?;
-            runtime.block_on(serve(settings))
+            // The OTLP gRPC exporters' channels run on the runtime: set up within it.
+            let telemetry = {
+                let _runtime = runtime.enter();
+                init_telemetry(&settings)?
+            };
+            let served = runtime.block_on(serve(settings));
+            // Flushes what is queued (each signal within its export timeout).
+            telemetry.shutdown();
+            served
         }
         Command::Doap => {
             settings()?;
@@ -104,20 +110,32 @@ fn environment() -> Result<HashMap<String, String>, CliError> {
     Ok(env)
 }
 
-/// Installs the global subscriber from `log.level` (an `EnvFilter` directive) and `log.format`.
-fn init_tracing(log: &LogConfig) -> Result<(), CliError> {
-    let filter = EnvFilter::try_new(&log.level).map_err(|e| ConfigError::InvalidValue {
-        key: "log.level".into(),
-        reason: e.to_string(),
-    })?;
-    // Colour only for a person at a terminal; log files and collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    let installed = match log.format.as_str() {
-        "json" => builder.json().try_init(),
-        _ => builder.try_init(),
+/// Installs the global `tracing` subscriber (`[log]`) and OpenTelemetry (`[telemetry]`).
+fn init_telemetry(settings: &Settings) -> Result<corvid_telemetry::Telemetry, CliError> {
+    let cluster = &settings.cluster;
+    let node = corvid_telemetry::NodeIdentity {
+        instance: if cluster.enabled {
+            format!("node-{}", cluster.node_id)
+        } else {
+            String::new()
+        },
+        role: if cluster.enabled {
+            cluster.role().name().to_owned()
+        } else {
+            "single".to_owned()
+        },
     };
-    installed.map_err(|e| CliError::Runtime(format!("cannot install the logger: {e}")))
+    corvid_telemetry::init(&settings.telemetry, &settings.log, &node).map_err(|e| match e {
+        corvid_telemetry::TelemetryError::LogLevel(reason) => ConfigError::InvalidValue {
+            key: "log.level".into(),
+            reason,
+        }
+        .into(),
+        corvid_telemetry::TelemetryError::Exporter(reason) => ConfigError::InvalidValue {
+            key: "telemetry.otlp_endpoint".into(),
+            reason,
+        }
+        .into(),
+        other => CliError::Runtime(other.to_string()),
+    })
 }

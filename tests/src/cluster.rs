@@ -18,6 +18,12 @@
 //! while the cluster is alive, the end of every node's log is printed with the test's output (so
 //! a red CI run shows what the servers did). Tests should therefore fail by panicking
 //! (`expect`, `assert!`) rather than by returning an error.
+//!
+//! With [`ClusterBuilder::namespaces`] each node runs in its own network namespace instead of on
+//! loopback, so that [`Cluster::cut`] can partition a node from the others and
+//! [`Cluster::heal`] reconnect it (see [`netns`]; needs root).
+
+pub mod netns;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -33,6 +39,7 @@ use corvid_xml::Element;
 use tokio::time::Instant;
 
 use crate::{free_port, ns, Client, Received, StreamEvent, TestServer, TEST_ITERATIONS};
+use netns::Namespaces;
 
 /// How long [`Cluster::login`] keeps retrying a bind by default (an election, a quorum coming
 /// back, a restarted node catching up).
@@ -46,6 +53,12 @@ const LOG_TAIL_LINES: usize = 200;
 
 /// The Redis key prefix every node of a test cluster uses.
 const KEY_PREFIX: &str = "cluster";
+
+/// The client port of a node in its own network namespace.
+const NETNS_CLIENT_PORT: u16 = 5222;
+
+/// The gRPC port of a node in its own network namespace.
+const NETNS_GRPC_PORT: u16 = 7001;
 
 /// The account [`Cluster`] logs in with to check that a node binds.
 const PROBE_USER: (&str, &str) = ("cluster-probe", "cluster-probe-pw");
@@ -97,6 +110,7 @@ pub struct ClusterBuilder {
     env: Vec<(String, String)>,
     users: Vec<(String, String)>,
     settle: Duration,
+    namespaces: bool,
 }
 
 impl ClusterBuilder {
@@ -157,6 +171,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Runs every node in its own network namespace, so that links between nodes can be cut
+    /// ([`Cluster::cut`]). Needs root (see [`netns::available`]).
+    pub fn namespaces(mut self) -> Self {
+        self.namespaces = true;
+        self
+    }
+
     /// How long [`Cluster::login`] retries (default [`DEFAULT_SETTLE`]).
     pub fn settle(mut self, settle: Duration) -> Self {
         self.settle = settle;
@@ -173,9 +194,20 @@ impl ClusterBuilder {
             bail!("a cluster needs at least one registry voter (combined or registry node)");
         }
         let redis = RedisServer::start().await;
+        let mut net = if self.namespaces {
+            Some(Namespaces::new()?)
+        } else {
+            None
+        };
+        let node_redis_url = match net.as_mut() {
+            Some(net) => net.relay_redis(redis.port()).await?,
+            None => redis.url(),
+        };
         let mut cluster = Cluster {
             binary: self.binary,
             redis,
+            node_redis_url,
+            net,
             nodes: BTreeMap::new(),
             members: String::new(),
             settle: self.settle,
@@ -194,7 +226,7 @@ impl ClusterBuilder {
                 .prefix(&format!("corvid-node{id}-"))
                 .tempdir()
                 .context("cannot create a node's data folder")?;
-            let client = spec.role.has_clients().then(loopback);
+            let (client, grpc) = cluster.addresses(id, spec.role)?;
             let mut env = self.env.clone();
             env.extend(spec.env);
             nodes.insert(
@@ -203,7 +235,7 @@ impl ClusterBuilder {
                     id,
                     role: spec.role,
                     client,
-                    grpc: loopback(),
+                    grpc,
             admin: loopback(),
                     admin: loopback(),
                     env,
@@ -317,6 +349,10 @@ impl Node {
 pub struct Cluster {
     binary: PathBuf,
     redis: RedisServer,
+    /// The Redis URL of the nodes (a relay's, with namespaces).
+    node_redis_url: String,
+    /// Dropped after the nodes are killed (fields drop after [`Cluster`]'s `drop`).
+    net: Option<Namespaces>,
     nodes: BTreeMap<u64, Node>,
     members: String,
     settle: Duration,
@@ -332,6 +368,7 @@ impl Cluster {
             env: Vec::new(),
             users: Vec::new(),
             settle: DEFAULT_SETTLE,
+            namespaces: false,
         }
     }
 
@@ -379,7 +416,7 @@ impl Cluster {
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.args(["user", "add", &jid, "-p", password])
             .stdin(Stdio::null());
-        for (k, v) in self.storage_env() {
+        for (k, v) in self.storage_env(&self.redis.url()) {
             cmd.env(k, v);
         }
         let out = cmd
@@ -428,7 +465,7 @@ impl Cluster {
             .prefix(&format!("corvid-node{id}-"))
             .tempdir()
             .context("cannot create a node's data folder")?;
-        let grpc = loopback();
+        let (client, grpc) = self.addresses(id, role)?;
         let env = vec![
             ("CORVID__CLUSTER__BOOTSTRAP".to_owned(), "false".to_owned()),
             (
@@ -439,7 +476,7 @@ impl Cluster {
         let node = Node {
             id,
             role,
-            client: role.has_clients().then(loopback),
+            client,
             grpc,
             admin: loopback(),
             env,
@@ -461,11 +498,12 @@ impl Cluster {
             .prefix(&format!("corvid-node{id}-"))
             .tempdir()
             .context("cannot create a node's data folder")?;
+        let (client, grpc) = self.addresses(id, Role::Edge)?;
         let node = Node {
             id,
             role: Role::Edge,
-            client: Some(loopback()),
-            grpc: loopback(),
+            client,
+            grpc,
             env: Vec::new(),
             data,
             child: None,
@@ -486,14 +524,7 @@ impl Cluster {
         password: &str,
         resource: &str,
     ) -> anyhow::Result<Client> {
-        let node = self
-            .nodes
-            .get(&id)
-            .with_context(|| format!("the cluster has no node {id}"))?;
-        let addr = node.client.with_context(|| {
-            format!("node {id} ({}) has no client listener", node.role.as_str())
-        })?;
-        let server = TestServer::external(addr, None)?;
+        let server = self.client_server(id)?;
         let start = Instant::now();
         loop {
             match Client::login(&server, user, password, Some(resource)).await {
@@ -512,11 +543,95 @@ impl Cluster {
         }
     }
 
-    /// The settings every node and the CLI share: the Redis storage.
-    fn storage_env(&self) -> Vec<(String, String)> {
+    /// Cuts node `id` off from every other node: packets between them are lost both ways, on
+    /// open connections and new ones; its clients and Redis stay reachable. Needs
+    /// [`ClusterBuilder::namespaces`].
+    pub fn cut(&self, id: u64) -> anyhow::Result<()> {
+        self.node(id);
+        self.namespaces()?.cut(id)
+    }
+
+    /// Reconnects node `id` cut off with [`Cluster::cut`].
+    pub fn heal(&self, id: u64) -> anyhow::Result<()> {
+        self.node(id);
+        self.namespaces()?.heal(id)
+    }
+
+    fn namespaces(&self) -> anyhow::Result<&Namespaces> {
+        self.net
+            .as_ref()
+            .context("cutting links needs a cluster built with namespaces()")
+    }
+
+    /// The registry leader as node `ask` sees it (`corvid cluster status`), `None` while it
+    /// knows of none (an election is under way, or it is cut off).
+    pub async fn leader(&self, ask: u64) -> anyhow::Result<Option<u64>> {
+        let addr = self.node(ask).grpc;
+        let out = tokio::process::Command::new(&self.binary)
+            .args(["cluster", "status", "--json", "--node", &addr.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("cannot run {}", self.binary.display()))?;
+        if !out.status.success() {
+            bail!(
+                "cluster status on node {ask} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("cluster status on node {ask} is not JSON"))?;
+        Ok(status["leader"].as_u64())
+    }
+
+    /// The client and gRPC addresses of a new node `id`: fresh loopback ports, or fixed ports
+    /// on its addresses in a namespace of its own (created here).
+    fn addresses(
+        &mut self,
+        id: u64,
+        role: Role,
+    ) -> anyhow::Result<(Option<SocketAddr>, SocketAddr)> {
+        match self.net.as_mut() {
+            None => Ok((role.has_clients().then(loopback), loopback())),
+            Some(net) => {
+                net.add_node(id)?;
+                let client = SocketAddr::new(net.service_ip(id)?, NETNS_CLIENT_PORT);
+                let grpc = SocketAddr::new(net.cluster_ip(id)?, NETNS_GRPC_PORT);
+                Ok((role.has_clients().then_some(client), grpc))
+            }
+        }
+    }
+
+    /// Logs `user` in on node `id` with `resource` once, without retrying: for a test that
+    /// expects the bind to be refused.
+    pub async fn login_once(
+        &self,
+        id: u64,
+        user: &str,
+        password: &str,
+        resource: &str,
+    ) -> anyhow::Result<Client> {
+        let server = self.client_server(id)?;
+        Client::login(&server, user, password, Some(resource)).await
+    }
+
+    /// Node `id`'s client listener, for [`Client::login`].
+    fn client_server(&self, id: u64) -> anyhow::Result<TestServer> {
+        let node = self
+            .nodes
+            .get(&id)
+            .with_context(|| format!("the cluster has no node {id}"))?;
+        let addr = node.client.with_context(|| {
+            format!("node {id} ({}) has no client listener", node.role.as_str())
+        })?;
+        TestServer::external(addr, None)
+    }
+
+    /// The settings every node and the CLI share: the Redis storage at `url`.
+    fn storage_env(&self, url: &str) -> Vec<(String, String)> {
         vec![
             ("CORVID__STORAGE__BACKEND".into(), "redis".into()),
-            ("CORVID__STORAGE__REDIS__URL".into(), self.redis.url()),
+            ("CORVID__STORAGE__REDIS__URL".into(), url.to_owned()),
             (
                 "CORVID__STORAGE__REDIS__KEY_PREFIX".into(),
                 KEY_PREFIX.into(),
@@ -529,7 +644,8 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
-        let storage = self.storage_env();
+        let storage = self.storage_env(&self.node_redis_url);
+        let namespace = self.net.as_ref().map(|n| n.name(id));
         let node = self
             .nodes
             .get_mut(&id)
@@ -539,7 +655,15 @@ impl Cluster {
             .append(true)
             .open(node.log_path())
             .with_context(|| format!("cannot open {}", node.log_path().display()))?;
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match namespace {
+            Some(ns) => {
+                // `ip netns exec` execs the server in the namespace: the child is the server.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.arg("serve")
             .envs(storage)
             .env("CORVID__STORAGE__PATH", node.data.path())

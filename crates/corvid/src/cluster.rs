@@ -160,6 +160,7 @@ impl Member {
                 self.node.raft().clone(),
                 self.registry.clone(),
                 self.me,
+                Duration::from_millis(self.lease_ttl_ms),
                 shutdown.clone(),
             ));
         }
@@ -315,7 +316,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Renews this node's lease every `every` until shutdown.
+/// Renews this node's lease every `every` until shutdown. An attempt is given up after half the
+/// lease (`ttl_ms / 2`): a proposal stuck on a leader that was just cut off must not hold back
+/// the next attempt, which goes to the new leader, until the lease has run out.
 async fn renew_lease(
     registry: Arc<RaftRegistry>,
     me: NodeId,
@@ -335,7 +338,12 @@ async fn renew_lease(
             now_ms: now_ms(),
             ttl_ms,
         };
-        match registry.propose(command).await {
+        let attempt = Duration::from_millis(ttl_ms / 2);
+        let Ok(outcome) = tokio::time::timeout(attempt, registry.propose(command)).await else {
+            debug!(what = "lease-renew-timed-out", after_ms = ttl_ms / 2);
+            continue;
+        };
+        match outcome {
             Ok(Outcome::LeaseRenewed { revived: true, .. }) => {
                 warn!(
                     what = "lease-revived",
@@ -348,13 +356,20 @@ async fn renew_lease(
     }
 }
 
-/// On the leader, declares down every node whose lease ran out, once a second.
+/// On the leader, declares down every node whose lease ran out, once a second; but not in the
+/// first `grace` (one lease) of its leadership. While there was no leader no renewal could
+/// commit, so after an election every lease may look expired; the grace gives every live node
+/// a full lease to renew through the new leader before anyone is declared down (found by the
+/// partition test: without it, the leader elected after its predecessor was cut off declared
+/// the whole majority down, and nobody was left to be a caretaker).
 async fn expire_leases(
     raft: corvid_raft::Raft,
     registry: Arc<RaftRegistry>,
     me: NodeId,
+    grace: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut leading_since: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(EXPIRE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -363,6 +378,11 @@ async fn expire_leases(
             _ = shutdown.changed() => return,
         }
         if raft.metrics().borrow().current_leader != Some(me.0) {
+            leading_since = None;
+            continue;
+        }
+        let since = *leading_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < grace {
             continue;
         }
         match registry

@@ -7,6 +7,7 @@
 mod cluster_admin;
 mod cluster_faults;
 mod cluster_im;
+mod cluster_partition;
 mod cluster_processes;
 mod im_blocking;
 mod im_carbons;

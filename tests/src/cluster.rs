@@ -211,6 +211,7 @@ impl ClusterBuilder {
             nodes: BTreeMap::new(),
             members: String::new(),
             settle: self.settle,
+            env: self.env.clone(),
         };
         for (name, password) in std::iter::once(PROBE_USER)
             .map(|(u, p)| (u.to_owned(), p.to_owned()))
@@ -236,7 +237,6 @@ impl ClusterBuilder {
                     role: spec.role,
                     client,
                     grpc,
-            admin: loopback(),
                     admin: loopback(),
                     env,
                     data,
@@ -356,6 +356,8 @@ pub struct Cluster {
     nodes: BTreeMap<u64, Node>,
     members: String,
     settle: Duration,
+    /// The builder's cluster-wide environment, for nodes started later.
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -466,13 +468,14 @@ impl Cluster {
             .tempdir()
             .context("cannot create a node's data folder")?;
         let (client, grpc) = self.addresses(id, role)?;
-        let env = vec![
+        let mut env = self.env.clone();
+        env.extend([
             ("CORVID__CLUSTER__BOOTSTRAP".to_owned(), "false".to_owned()),
             (
                 "CORVID__CLUSTER__MEMBERS".to_owned(),
                 format!("{},{id}={grpc}", self.members),
             ),
-        ];
+        ]);
         let node = Node {
             id,
             role,
@@ -493,6 +496,14 @@ impl Cluster {
     /// the other nodes learn its address from the Raft membership. Waits until it binds a
     /// session. Returns its id.
     pub async fn start_edge(&mut self) -> anyhow::Result<u64> {
+        let id = self.spawn_edge(Vec::new()).await?;
+        self.wait_binds(id).await?;
+        Ok(id)
+    }
+
+    /// Starts one more edge with `env` on top of the cluster-wide environment and waits only
+    /// until it listens (an edge that cannot join never binds). Returns its id.
+    pub async fn spawn_edge(&mut self, env: Vec<(String, String)>) -> anyhow::Result<u64> {
         let id = self.nodes.keys().next_back().copied().unwrap_or(0) + 1;
         let data = tempfile::Builder::new()
             .prefix(&format!("corvid-node{id}-"))
@@ -504,14 +515,14 @@ impl Cluster {
             role: Role::Edge,
             client,
             grpc,
-            env: Vec::new(),
+            admin: loopback(),
+            env: self.env.iter().cloned().chain(env).collect(),
             data,
             child: None,
         };
         self.nodes.insert(id, node);
         self.spawn(id)?;
         self.wait_listening(id).await?;
-        self.wait_binds(id).await?;
         Ok(id)
     }
 

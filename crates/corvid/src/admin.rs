@@ -47,12 +47,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long connecting to a node may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How the CLI calls a node's admin API: plain HTTP/2 until the CLI is given the cluster's
-/// mutual TLS material (a node calls other nodes over its own `RegistryNode::transport`).
-pub fn transport() -> Transport {
-    Transport::plaintext()
-}
-
 /// An admin client for the node at `addr` (`host:port`), connecting lazily. The one place
 /// admin channels are made: `transport` decides plain HTTP/2 or mutual TLS.
 pub fn connect(transport: &Transport, addr: &str) -> Result<AdminClient<Channel>, ClusterError> {

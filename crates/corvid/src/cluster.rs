@@ -73,11 +73,12 @@ impl Member {
         let listener = TcpListener::bind(&c.listen)
             .await
             .with_context(|| format!("cluster.listen: cannot listen on {}", c.listen))?;
-        let node = RegistryNode::open(
+        let node = RegistryNode::open_with(
             c.node_id,
             &data_dir,
             listener,
             RegistryNode::default_config(),
+            transport(&c.tls)?,
         )
         .await
         .context("cannot start the registry's Raft member")?;
@@ -306,6 +307,26 @@ async fn join_and_leave(
             warn!(what = "leave-failed", node = me.0, error = %e, "remove it with RemoveLearner")
         }
     }
+}
+
+/// How this node talks to the others: mutual TLS when `[cluster.tls]` is set, otherwise plain
+/// HTTP/2 with a warning. Also what `corvid cluster …` commands call a node with.
+pub fn transport(
+    tls: &corvid_settings::ClusterTlsConfig,
+) -> anyhow::Result<corvid_proto::Transport> {
+    if !tls.is_enabled() {
+        warn!(
+            what = "cluster-plaintext",
+            "cluster.tls is not set: traffic between nodes is neither encrypted nor authenticated; run it only on a private network"
+        );
+        return Ok(corvid_proto::Transport::plaintext());
+    }
+    corvid_proto::Transport::mutual_tls(
+        std::path::Path::new(&tls.ca_file),
+        std::path::Path::new(&tls.cert_file),
+        std::path::Path::new(&tls.key_file),
+    )
+    .context("cluster.tls")
 }
 
 /// Milliseconds since the Unix epoch by this node's clock.

@@ -9,6 +9,8 @@ mod cluster_faults;
 mod cluster_im;
 mod cluster_partition;
 mod cluster_processes;
+mod cluster_roles;
+mod cluster_tls;
 mod im_blocking;
 mod im_carbons;
 mod im_csi;

@@ -14,7 +14,7 @@ use corvid_proto::v1::admin_client::AdminClient;
 use corvid_proto::v1::{
     AddRegistryRequest, ClusterStatusReply, DrainRequest, Empty, RemoveRegistryRequest,
 };
-use corvid_proto::ClusterError;
+use corvid_proto::{ClusterError, Transport};
 use corvid_settings::Settings;
 use tonic::transport::Channel;
 use tonic::Request;
@@ -90,16 +90,18 @@ pub fn node_address(node: Option<&str>, settings: &Settings) -> String {
     }
 }
 
-/// Runs `command` against the node at `addr`, printing to `out`.
+/// Runs `command` against the node at `addr` over `transport` (mutual TLS when the
+/// configuration has `[cluster.tls]`), printing to `out`.
 pub async fn run(
     command: &ClusterCommand,
     addr: &str,
+    transport: &Transport,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let io = |e: std::io::Error| CliError::Runtime(format!("cannot write the output: {e}"));
     match command {
         ClusterCommand::Status { json } => {
-            let status = call(addr, Empty {}, |mut c, r| async move {
+            let status = call(transport, addr, Empty {}, |mut c, r| async move {
                 c.cluster_status(request(r)).await
             })
             .await?;
@@ -115,7 +117,7 @@ pub async fn run(
                 node_id: *id,
                 address: new.clone(),
             };
-            call(addr, r, |mut c, r| async move {
+            call(transport, addr, r, |mut c, r| async move {
                 c.add_registry(request(r)).await
             })
             .await?;
@@ -123,7 +125,7 @@ pub async fn run(
         }
         ClusterCommand::RemoveRegistry { id } => {
             let r = RemoveRegistryRequest { node_id: *id };
-            call(addr, r, |mut c, r| async move {
+            call(transport, addr, r, |mut c, r| async move {
                 c.remove_registry(request(r)).await
             })
             .await?;
@@ -131,7 +133,7 @@ pub async fn run(
         }
         ClusterCommand::RemoveEdge { id } => {
             let learners =
-                corvid_raft::LearnerClient::new(crate::admin::transport(), vec![addr.to_owned()]);
+                corvid_raft::LearnerClient::new(transport.clone(), vec![addr.to_owned()]);
             let removed = learners
                 .leave(*id, CALL_TIMEOUT)
                 .await
@@ -147,7 +149,10 @@ pub async fn run(
                 node_id: *edge,
                 grace_seconds: grace.unwrap_or(0),
             };
-            call(addr, r, |mut c, r| async move { c.drain(request(r)).await }).await?;
+            call(transport, addr, r, |mut c, r| async move {
+                c.drain(request(r)).await
+            })
+            .await?;
             match grace {
                 Some(g) => writeln!(
                     out,
@@ -171,7 +176,12 @@ fn request<T>(message: T) -> Request<T> {
 }
 
 /// Makes the call `f` with `message` on the node at `addr`, following "not the leader" answers.
-async fn call<M, T, F, Fut>(addr: &str, message: M, f: F) -> Result<T, CliError>
+async fn call<M, T, F, Fut>(
+    transport: &Transport,
+    addr: &str,
+    message: M,
+    f: F,
+) -> Result<T, CliError>
 where
     M: Clone,
     F: Fn(AdminClient<Channel>, M) -> Fut,
@@ -179,7 +189,7 @@ where
 {
     let mut target = addr.to_owned();
     for _ in 0..=MAX_REDIRECTS {
-        let client = crate::admin::connect(&crate::admin::transport(), &target)
+        let client = crate::admin::connect(transport, &target)
             .map_err(|e| CliError::Usage(format!("node address `{target}`: {e}")))?;
         match f(client, message.clone()).await {
             Ok(reply) => return Ok(reply.into_inner()),

@@ -57,6 +57,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             telemetry.shutdown();
             served
         }
+        Command::Cert(command) => cli::cert::run(&command, &mut std::io::stdout().lock()),
         Command::Doap => {
             settings()?;
             print!("{}", crate::doap::render(&crate::doap::specs()));
@@ -68,13 +69,26 @@ fn run(cli: Cli) -> Result<(), CliError> {
             runtime.block_on(cli::run_user(&command, &settings, &mut out, &mut err))
         }
         Command::Cluster { node, command } => {
-            // With --node the configuration is not needed (and need not load).
+            // The configuration gives the node to ask (unless --node does) and the mutual TLS
+            // material. With --node and no configuration named, none is needed: plain HTTP/2.
+            let settings = match settings() {
+                Ok(settings) => Some(settings),
+                Err(_) if node.is_some() && cli.config.is_none() => None,
+                Err(e) => return Err(e.into()),
+            };
+            // Only used when --node is given (then `settings` may be missing).
+            let defaults = Settings::default();
             let addr = match node {
                 Some(node) => node,
-                None => cli::cluster::node_address(None, &settings()?),
+                None => cli::cluster::node_address(None, settings.as_ref().unwrap_or(&defaults)),
+            };
+            let transport = match &settings {
+                Some(s) => crate::cluster::transport(&s.cluster.tls)
+                    .map_err(|e| CliError::Usage(format!("{e:#}")))?,
+                None => corvid_proto::Transport::plaintext(),
             };
             let mut out = std::io::stdout().lock();
-            runtime.block_on(cli::cluster::run(&command, &addr, &mut out))
+            runtime.block_on(cli::cluster::run(&command, &addr, &transport, &mut out))
         }
         Command::Store(command) => {
             let mut out = std::io::stdout().lock();

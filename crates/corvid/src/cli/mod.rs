@@ -30,6 +30,7 @@ use clap::{Parser, Subcommand};
 use corvid_settings::{ConfigError, Settings};
 use corvid_storage::{AccountStore, Store};
 
+pub mod cert;
 pub mod cluster;
 mod entry;
 pub mod import;
@@ -85,6 +86,39 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: cluster::ClusterCommand,
+    },
+    /// Issue the cluster CA and node certificates for mutual TLS between nodes.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `corvid cert …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum CertCommand {
+    /// Create the cluster's certificate authority: DIR/ca.pem and DIR/ca.key (keep the key
+    /// off the nodes; it issues membership).
+    Ca {
+        /// Folder to write the CA into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "Corvid cluster CA")]
+        name: String,
+    },
+    /// Issue a node certificate signed by the CA in DIR: DIR/NAME.pem and DIR/NAME.key.
+    Node {
+        /// Folder holding ca.pem and ca.key; the node's files are written beside them.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// File name of the node's certificate and key, e.g. `node1`.
+        #[arg(long)]
+        name: String,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// The DNS names and IP addresses the node is reached at (its advertised host).
+        #[arg(value_name = "HOST", required = true)]
+        hosts: Vec<String>,
     },
 }
 

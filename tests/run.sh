@@ -2,13 +2,17 @@
 # Runs every test of the project: formatting and lints, the unit and integration tests of the
 # whole workspace, the interop tests with real clients (slixmpp from PyPI, installed into
 # tests/interop/.venv on first run), and the whole server suite a second time on the Redis
-# backend (needs Debian's redis-server; tests that need it fail loudly without it).
+# backend (needs Debian's redis-server; tests that need it fail loudly without it), and the Helm
+# chart check (helm/check.sh, with ../shared/tools/check-chart beside this checkout).
 # This is the README's test command and what CI calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "=== interop clients"
 tests/interop/setup.sh
+
+echo "=== helm chart"
+helm/check.sh
 
 echo "=== cargo fmt"
 cargo fmt --all -- --check

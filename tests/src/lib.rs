@@ -11,9 +11,10 @@
 //! - `cluster.rs`: [`cluster::Cluster`]: real `corvid serve` processes (combined, registry or
 //!   edge nodes) on loopback sharing one Redis, with kill -9, restart and logins that wait for a
 //!   quorum, for multi-node scenarios.
-//! - `scram.rs`: [`scram::ScramClient`], a SCRAM-SHA-1/-256(-PLUS) client written independently
-//!   of the server's, which verifies the server signature.
-//! - `tls.rs`: a TLS connector that accepts the server's self-signed certificate.
+//! - [`scram`]: the SCRAM-SHA-1/-256(-PLUS) client of `corvid-loadgen` (re-exported), written
+//!   independently of the server's, which verifies the server signature.
+//! - `tls.rs`: a TLS connector (the load generator's) that accepts the server's self-signed
+//!   certificate.
 //! - this file: namespaces and small helpers shared by scenarios.
 //!
 //! ```text
@@ -28,7 +29,7 @@
 mod client;
 pub mod cluster;
 pub mod http;
-pub mod scram;
+pub use corvid_loadgen::scram;
 mod server;
 mod tls;
 

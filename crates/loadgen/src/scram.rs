@@ -1,5 +1,7 @@
-//! A SCRAM client (RFC 5802, RFC 7677), written here independently of the server's `corvid-sasl`
-//! so that the two implementations check each other. Pure: strings in, strings out.
+//! A SCRAM client (RFC 5802, RFC 7677), written independently of the server's `corvid-sasl` so
+//! that the two implementations check each other (the test kit uses it for that) and so that the
+//! load generator measures servers with a client that shares no code with any of them. Pure:
+//! strings in, strings out.
 
 use anyhow::{anyhow, bail, Context as _};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -88,6 +90,20 @@ impl ScramClient {
     /// Checks that the combined nonce starts with ours (RFC 5802 §5.1, `r=`).
     pub fn client_final(&mut self, server_first: &str) -> anyhow::Result<String> {
         let sf = ServerFirst::parse(server_first)?;
+        let salted = salted_password(self.hash, self.password.as_bytes(), &sf.salt, sf.iterations);
+        self.client_final_salted(server_first, &sf, &salted)
+    }
+
+    /// Like [`ScramClient::client_final`] with the SaltedPassword (RFC 5802 §3) already known for
+    /// this salt and iteration count, as clients that store it instead of the password do: the
+    /// PBKDF2 derivation is skipped. `sf` is `server_first` parsed, `salted` comes from
+    /// [`salted_password`] for `sf.salt` and `sf.iterations`.
+    pub fn client_final_salted(
+        &mut self,
+        server_first: &str,
+        sf: &ServerFirst,
+        salted: &[u8],
+    ) -> anyhow::Result<String> {
         if !sf.nonce.starts_with(&self.client_nonce) || sf.nonce.len() == self.client_nonce.len() {
             bail!(
                 "server nonce `{}` does not extend the client nonce `{}`",
@@ -95,8 +111,7 @@ impl ScramClient {
                 self.client_nonce
             );
         }
-        let salted = salted_password(self.hash, self.password.as_bytes(), &sf.salt, sf.iterations);
-        let client_key = hmac(self.hash, &salted, b"Client Key")?;
+        let client_key = hmac(self.hash, salted, b"Client Key")?;
         let stored_key = digest(self.hash, &client_key);
         let mut cbind_input = self.gs2_header.as_bytes().to_vec();
         cbind_input.extend_from_slice(&self.cb_data);
@@ -111,7 +126,7 @@ impl ScramClient {
             .zip(&client_signature)
             .map(|(a, b)| a ^ b)
             .collect();
-        let server_key = hmac(self.hash, &salted, b"Server Key")?;
+        let server_key = hmac(self.hash, salted, b"Server Key")?;
         self.expected_server_signature =
             Some(hmac(self.hash, &server_key, auth_message.as_bytes())?);
         Ok(format!("{without_proof},p={}", B64.encode(proof)))
@@ -187,7 +202,8 @@ pub fn escape_username(name: &str) -> String {
     name.replace('=', "=3D").replace(',', "=2C")
 }
 
-fn salted_password(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+/// SaltedPassword := Hi(password, salt, i) (RFC 5802 §3): PBKDF2 with the family's HMAC.
+pub fn salted_password(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
     match hash {
         ScramHash::Sha1 => {
             let mut out = [0u8; 20];
@@ -291,6 +307,27 @@ mod tests {
             .client_final("r=xyz123,s=QSXCR+Q6sek8bf92,i=4096")
             .is_err());
         assert!(c.client_final("r=abc,s=QSXCR+Q6sek8bf92,i=4096").is_err());
+    }
+
+    #[test]
+    fn a_stored_salted_password_gives_the_same_proof_as_the_password() {
+        // RFC 5802 §3: the proof depends on the password only through SaltedPassword.
+        let sf = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+        let parsed = ServerFirst::parse(sf).unwrap();
+        let salted = salted_password(ScramHash::Sha1, b"pencil", &parsed.salt, 4096);
+        let mut c = ScramClient::with_nonce(
+            ScramHash::Sha1,
+            "user",
+            "pencil",
+            ChannelBinding::Unsupported,
+            "fyko+d2lbbFgONRv9qkxdawL",
+        );
+        assert_eq!(
+            c.client_final_salted(sf, &parsed, &salted).unwrap(),
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
+        );
+        c.verify_server_final("v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
+            .unwrap();
     }
 
     #[test]

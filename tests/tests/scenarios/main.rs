@@ -21,6 +21,7 @@ mod im_presence;
 mod im_roster;
 mod interop_slixmpp;
 mod limits;
+mod loadgen;
 mod negotiation_failures;
 mod redis_backend;
 mod redis_processes;

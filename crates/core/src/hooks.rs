@@ -104,6 +104,12 @@ pub enum Event<'a> {
         jid: &'a FullJid,
         /// Its session.
         session: SessionId,
+        /// True when the cluster has already told the session's contacts it went unavailable:
+        /// its node had been declared down and a caretaker announced every session it held
+        /// (the session was only closed later, when the node learned of it). Listeners must not
+        /// announce it to the contacts again; presence it *directed* elsewhere is still theirs
+        /// to undo.
+        announced: bool,
     },
 }
 

@@ -329,6 +329,18 @@ pub fn transport(
     .context("cluster.tls")
 }
 
+/// Closes the local sessions the cluster dropped while this node was declared down.
+fn close_orphans(router: &Router) {
+    let closed = router.close_orphans();
+    if closed > 0 {
+        warn!(
+            what = "orphaned-sessions-closed",
+            sessions = closed,
+            "this node had been declared down; its clients were told to reconnect"
+        );
+    }
+}
+
 /// Milliseconds since the Unix epoch by this node's clock.
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -445,9 +457,22 @@ async fn act_on_outcomes(
                 }
             }
             Ok(ReplicaEvent::Applied {
-                outcome: Outcome::NodesDown { dropped, .. },
+                outcome:
+                    Outcome::LeaseRenewed {
+                        lease,
+                        revived: true,
+                    },
+                ..
+            }) if lease.node == me => close_orphans(&router),
+            Ok(ReplicaEvent::Applied {
+                outcome: Outcome::NodesDown { dropped, nodes },
                 ..
             }) => {
+                if nodes.contains(&me) {
+                    // Learned late (this node was cut off when it was declared down): its
+                    // sessions are gone from the table and their contacts told.
+                    close_orphans(&router);
+                }
                 for d in dropped {
                     if d.caretaker == Some(me) && d.route.available {
                         info!(what = "caretaker-unavailable", jid = %d.route.jid, node = d.route.node.0);

@@ -199,7 +199,7 @@ impl Hook for LastActivity {
     async fn on_with(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         match event {
             Event::ClientStanza { session, stanza } => self.presence(*session, stanza),
-            Event::SessionClosed { jid, session } => {
+            Event::SessionClosed { jid, session, .. } => {
                 self.closed(services, jid.bare(), *session).await;
             }
             _ => {}

@@ -1,8 +1,8 @@
 //! Delivery: local mailboxes, server IQ dispatch, errors back to senders.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use corvid_core::{
     Event, Flow, IqTarget, NodeId, RemoteDelivery, RemoteError, Services, SessionId, StanzaSender,
@@ -52,6 +52,9 @@ pub struct Router {
     remote: RwLock<Option<Arc<dyn RemoteDelivery>>>,
     next_session: AtomicU64,
     max_resources: usize,
+    /// Sessions being closed because the cluster dropped them (this node was declared down):
+    /// their contacts were told already ([`Router::close_orphans`]).
+    orphans: Mutex<HashSet<SessionId>>,
 }
 
 impl Router {
@@ -71,6 +74,7 @@ impl Router {
             // previous run may still be in a cluster's table until its lease runs out).
             next_session: AtomicU64::new(SessionId::first_at(unix_ms()).0),
             max_resources,
+            orphans: Mutex::new(HashSet::new()),
         })
     }
 
@@ -221,6 +225,37 @@ impl Router {
         mailboxes.len()
     }
 
+    /// Closes every local session the session table no longer holds: after this node was
+    /// declared down (cut off, or too slow to renew its lease) the cluster dropped its sessions
+    /// and a caretaker told their contacts they went unavailable, yet their connections may
+    /// still be open here. Each gets `connection-timeout` (RFC 6120 §4.9.3.4: the cluster lost
+    /// contact with it) and closes without a second `unavailable` to its contacts
+    /// ([`Event::SessionClosed`]'s `announced`). Returns how many were closed.
+    pub fn close_orphans(&self) -> usize {
+        let orphans: Vec<(SessionId, Mailbox)> = self
+            .mailboxes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(id, s)| {
+                self.registry
+                    .lookup(&s.jid)
+                    .is_none_or(|r| r.node != self.node || r.session != **id)
+            })
+            .map(|(id, s)| (*id, s.mailbox.clone()))
+            .collect();
+        let err = StreamError::new(StreamCondition::ConnectionTimeout).with_text(
+            "this server lost contact with its cluster and your session was ended; reconnect",
+        );
+        let mut marked = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, mb) in &orphans {
+            marked.insert(*id);
+            // A full mailbox belongs to a stuck session; its idle timeout ends it.
+            let _ = mb.try_send(Outbound::Close(err.clone()));
+        }
+        orphans.len()
+    }
+
     /// Ends a session: removes its binding (if still its own) and mailbox, and runs the
     /// `session-closed` hooks.
     pub async fn unbind(&self, jid: &FullJid, session: SessionId) {
@@ -228,8 +263,17 @@ impl Router {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&session);
+        let announced = self
+            .orphans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&session);
         self.registry.unbind(jid, session).await;
-        let mut ev = Event::SessionClosed { jid, session };
+        let mut ev = Event::SessionClosed {
+            jid,
+            session,
+            announced,
+        };
         self.run_hooks(&mut ev).await;
     }
 

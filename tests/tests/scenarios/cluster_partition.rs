@@ -23,8 +23,9 @@
 //!   and declares the cut node down when its lease runs out: a contact subscribed to the cut
 //!   node's user receives exactly one `unavailable` for the lost session (RFC 6121 §4.5.1 sent on
 //!   the user's behalf, by one surviving node);
-//! - after healing, nothing is repaired by hand: the node follows the new leader, renews its
-//!   lease, binds again, and stanzas flow both ways between it and the others.
+//! - after healing, nothing is repaired by hand: the node follows the new leader, closes the
+//!   connection of the session the cluster dropped (`connection-timeout`, and no second
+//!   `unavailable`), renews its lease, binds again, and stanzas flow both ways.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -158,6 +159,31 @@ async fn a_cut_off_node_refuses_binds_is_declared_down_and_rejoins_when_healed()
     println!(
         "all three follow node {leader}, {:?} after healing",
         healed_at.elapsed()
+    );
+
+    println!(
+        "=== node {cut} closes the session the cluster dropped; bob hears no second unavailable"
+    );
+    // Its client was still connected through the cut; the cluster dropped the session when it
+    // declared the node down. The node learns it on catching up and ends the stream with
+    // `connection-timeout` (RFC 6120 §4.9.3.4), without a second unavailable to the contacts.
+    let error = stanza_where(&mut alice, Duration::from_secs(15), "a stream error", |e| {
+        e.name == "error"
+    })
+    .await;
+    assert!(
+        error
+            .child("connection-timeout", corvid_tests::ns::STREAMS)
+            .is_some(),
+        "the orphaned session is closed with connection-timeout: {}",
+        error.to_xml(corvid_tests::ns::STREAM)
+    );
+    let after_close = bob.drain(Duration::from_secs(1)).await;
+    assert!(
+        !after_close.iter().any(|e| e.name == "presence"
+            && e.attr("from") == Some("alice@localhost/cut")
+            && e.attr("type") == Some("unavailable")),
+        "closing the orphaned session must not announce it again: {after_close:?}"
     );
 
     println!("=== no manual repair: node {cut} binds again and stanzas flow both ways");

@@ -161,8 +161,14 @@ impl Hook for Hooks {
                 inner.resource_available(services, jid, *session).await;
                 Flow::Continue
             }
-            Event::SessionClosed { jid, session } => {
-                inner.session_closed(services, jid, *session).await;
+            Event::SessionClosed {
+                jid,
+                session,
+                announced,
+            } => {
+                inner
+                    .session_closed(services, jid, *session, *announced)
+                    .await;
                 Flow::Continue
             }
             _ => Flow::Continue,

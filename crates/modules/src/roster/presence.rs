@@ -334,25 +334,30 @@ impl Inner {
         services: &Services,
         jid: &FullJid,
         session: SessionId,
+        announced: bool,
     ) {
         let Some(state) = self.sessions.closed(session) else {
             return;
         };
         let me = Jid::Full(jid.clone());
         let owner = jid.bare();
-        let mut sent: Vec<Jid> = Vec::new();
+        let mut told: Vec<Jid> = Vec::new();
         if state.presence.is_some() {
             for contact in contacts(services, owner, |i| i.subscription().includes_from()).await {
-                sent.push(Jid::Bare(contact));
+                told.push(Jid::Bare(contact));
             }
             for route in services.registry.resources(owner) {
                 if route.available && route.session != session {
-                    sent.push(Jid::Full(route.jid));
+                    told.push(Jid::Full(route.jid));
                 }
             }
         }
+        // A session the cluster dropped with its node: a caretaker has told the contacts
+        // (exactly once); only presence it directed elsewhere is left to undo.
+        let mut sent: Vec<Jid> = if announced { Vec::new() } else { told.clone() };
         for to in state.directed {
-            if !sent.contains(&to) {
+            let contact = told.contains(&Jid::Bare(to.bare().clone()));
+            if !sent.contains(&to) && !(announced && (told.contains(&to) || contact)) {
                 sent.push(to);
             }
         }

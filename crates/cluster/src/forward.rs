@@ -115,6 +115,21 @@ impl GrpcForwarder {
         }
     }
 
+    /// Per peer, the stanzas sent (or waiting for room in the window) and not yet answered:
+    /// the depth of each node-to-node queue, for metrics.
+    pub fn in_flight(&self) -> Vec<(NodeId, usize)> {
+        let window = self.config.window.max(1);
+        self.peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(node, peer)| {
+                let free = peer.window.available_permits();
+                (*node, window.saturating_sub(free))
+            })
+            .collect()
+    }
+
     /// The nodes this forwarder reaches and their addresses.
     pub fn peers(&self) -> HashMap<NodeId, String> {
         self.peers
@@ -487,6 +502,21 @@ mod tests {
         // Node 11 left.
         forwarder.set_peers(HashMap::from([(NodeId(1), "127.0.0.1:7001".to_owned())]));
         assert_eq!(forwarder.peers().len(), 1);
+        // Nothing sent: every queue is empty.
+        assert_eq!(forwarder.in_flight(), vec![(NodeId(1), 0)]);
+    }
+
+    #[test]
+    fn in_flight_counts_the_window_permits_taken() {
+        let forwarder = GrpcForwarder::new(
+            HashMap::from([(NodeId(2), "127.0.0.1:7002".to_owned())]),
+            ForwardConfig::default(),
+        );
+        let two = peer(&forwarder, 2).unwrap();
+        let held = two.window.clone().try_acquire_many_owned(3).unwrap();
+        assert_eq!(forwarder.in_flight(), vec![(NodeId(2), 3)]);
+        drop(held);
+        assert_eq!(forwarder.in_flight(), vec![(NodeId(2), 0)]);
     }
 
     #[tokio::test]

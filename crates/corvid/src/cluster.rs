@@ -145,6 +145,15 @@ impl Member {
             ForwardConfig::default(),
         );
         router.set_remote(forwarder.clone());
+        let depths = Arc::downgrade(&forwarder);
+        corvid_telemetry::metrics().observe_router_queues(move || {
+            depths.upgrade().map_or_else(Vec::new, |f| {
+                f.in_flight()
+                    .into_iter()
+                    .map(|(node, depth)| (node.0, u64::try_from(depth).unwrap_or(u64::MAX)))
+                    .collect()
+            })
+        });
         tasks.spawn(follow_membership(
             self.node.raft().clone(),
             forwarder,

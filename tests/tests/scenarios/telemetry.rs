@@ -276,6 +276,16 @@ async fn one_message_across_two_edges_is_one_trace_and_a_dead_collector_costs_no
         "corvid.registry.applied_index",
     ])
     .await;
+    // The node-to-node queue gauge, one point per peer of the edge that forwarded.
+    sink.query(&[
+        "--signal",
+        "metrics",
+        "--name",
+        "corvid.router.queue.depth",
+        "--attr",
+        &node_a,
+    ])
+    .await;
     // Log records, correlated with the trace of the span they were written in.
     let logs = sink.query(&["--signal", "logs", "--attr", &node_b]).await;
     assert!(

@@ -174,3 +174,51 @@ async fn killing_the_first_leader_lets_the_others_elect_one_and_take_binds_again
     .await;
     drop(bob_first);
 }
+
+/// Watches `c` for up to three seconds: true if the server ends its stream with `conflict`
+/// (RFC 6120 §7.7.2.2), false if it stays quiet and open.
+async fn ends_with_conflict(c: &mut corvid_tests::Client) -> bool {
+    use corvid_tests::{ns, Received, StreamEvent};
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        match c.next_within(Duration::from_millis(300)).await {
+            Received::Event(StreamEvent::Element(e)) if e.name == "error" => {
+                return e.child("conflict", ns::STREAMS).is_some();
+            }
+            Received::Closed | Received::Broken(_) => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_one_full_jid_on_two_nodes_at_once_leaves_exactly_one_session() {
+    // Issue #5: binding is a Raft write, so two binds of the same full JID on two edges are
+    // ordered by the log; the later one wins and the earlier session is ended with `conflict`
+    // (RFC 6120 §7.7.2.2, the core issue's policy, applied cluster-wide) wherever it is.
+    let cluster = cluster().await;
+    let mut bob = cluster.login(3, "bob", "bob-pw", "three").await.unwrap();
+    for round in 0..3 {
+        let resource = format!("same{round}");
+        println!("=== round {round}: alice/{resource} binds on nodes 1 and 2 at once");
+        let (one, two) = tokio::join!(
+            cluster.login(1, "alice", "alice-pw", &resource),
+            cluster.login(2, "alice", "alice-pw", &resource),
+        );
+        let (mut one, mut two) = (one.unwrap(), two.unwrap());
+        let (lost_one, lost_two) =
+            tokio::join!(ends_with_conflict(&mut one), ends_with_conflict(&mut two));
+        assert!(
+            lost_one != lost_two,
+            "exactly one of the two sessions must end with conflict (node 1: {lost_one}, node 2: {lost_two})"
+        );
+        let survivor = if lost_one { &mut two } else { &mut one };
+        replicated().await;
+        let body = format!("round {round}");
+        bob.send_message(&format!("alice@localhost/{resource}"), &body)
+            .await
+            .unwrap();
+        message_with(survivor, &body).await;
+    }
+}

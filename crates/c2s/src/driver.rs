@@ -479,7 +479,6 @@ impl Connection {
                 Action::ResetParser => self.parser.reset(),
                 Action::LookupCredentials(jid) => {
                     SaslExchange::begin(&mut self.sasl, m);
-                    let started = Instant::now();
                     let r = self
                         .ctx
                         .store
@@ -490,11 +489,6 @@ impl Connection {
                             warn!(what = "credentials-lookup-failed", error = %e);
                             e.to_string()
                         });
-                    corvid_telemetry::metrics().storage_operation(
-                        "accounts.credentials",
-                        started.elapsed(),
-                        r.is_ok(),
-                    );
                     m.handle(Input::Credentials(r), &mut more);
                 }
                 Action::Authenticated(jid) => {

@@ -12,6 +12,7 @@
 //! - `admin_http.rs`: the admin HTTP listener (`/healthz`, `/readyz`, `/metrics`) and
 //!   [`admin_http::Readiness`], the state `/readyz` reports (a drain flips it).
 //! - `storage.rs`: [`storage::open`]: the backend `storage.backend` names (embedded or Redis).
+//! - `metered.rs`: [`metered::Metered`], the store wrapper that measures every operation.
 //! - `cli/`: the admin commands (`corvid user …`).
 //! - `doap.rs`: the DOAP description of what is implemented (`corvid doap`).
 
@@ -20,6 +21,7 @@ pub mod admin_http;
 pub mod cli;
 pub mod cluster;
 pub mod doap;
+pub mod metered;
 pub mod server;
 pub mod storage;
 pub mod tls;

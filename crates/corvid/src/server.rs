@@ -43,7 +43,9 @@ impl Server {
         settings
             .validate()
             .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
-        let store: Arc<dyn Store> = crate::storage::open(&settings).await?;
+        // Every operation of every module is measured (corvid.storage.* metrics).
+        let store: Arc<dyn Store> =
+            crate::metered::Metered::store(crate::storage::open(&settings).await?);
         let domains: Arc<[DomainPart]> = settings
             .server
             .domains

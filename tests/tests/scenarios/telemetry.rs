@@ -276,6 +276,19 @@ async fn one_message_across_two_edges_is_one_trace_and_a_dead_collector_costs_no
         "corvid.registry.applied_index",
     ])
     .await;
+    // Storage operations of every kind are measured (the store is wrapped): the login's
+    // credential lookup and the roster read of initial presence.
+    for operation in ["accounts.credentials", "map.all"] {
+        sink.query(&[
+            "--signal",
+            "metrics",
+            "--name",
+            "corvid.storage.operation.duration",
+            "--attr",
+            &format!("db.operation.name={operation}"),
+        ])
+        .await;
+    }
     // The node-to-node queue gauge, one point per peer of the edge that forwarded.
     sink.query(&[
         "--signal",

@@ -6,7 +6,12 @@
 # be `chart OK`. Run from anywhere: helm/check.sh
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+# The shared tools live beside the checkout (<parent>/shared/tools); a clone made elsewhere on
+# the development machine (CI clones into its own folder) finds them at /work/shared/tools.
 tool="${CHECK_CHART:-$(dirname "$repo")/shared/tools/check-chart}"
+if [ -z "${CHECK_CHART:-}" ] && [ ! -x "$tool" ] && [ -x /work/shared/tools/check-chart ]; then
+  tool=/work/shared/tools/check-chart
+fi
 if [ ! -x "$tool" ]; then
   echo "helm/check.sh: $tool not found (or not executable)." >&2
   echo "It comes from the shared tools checked out beside this repository (<parent>/shared/tools);" >&2

@@ -9,7 +9,10 @@
 //!   service);
 //! - the caller checks the server's certificate against the same CA and against the host it
 //!   dialled (the `host` of `host:port`, a DNS name or an IP address in the certificate's
-//!   subject alternative names).
+//!   subject alternative names), or, when a server name is set
+//!   ([`Transport::with_server_name`]), against that one name whatever address it dialled: one
+//!   certificate naming it serves every node whose advertised address is an IP address that no
+//!   certificate could list in advance (Kubernetes pod IPs).
 //!
 //! Membership is therefore "holds a key and certificate issued by the cluster CA": give each
 //! cluster its own CA, and give the CA's key to nothing but the tool that issues node
@@ -57,6 +60,8 @@ pub enum TransportError {
 struct MutualTls {
     ca: Certificate,
     identity: Identity,
+    /// The name every server's certificate is checked against; `None`: the host dialled.
+    server_name: Option<String>,
 }
 
 /// How this node connects to and accepts other nodes. Cheap to clone.
@@ -108,6 +113,7 @@ impl Transport {
             tls: Some(Arc::new(MutualTls {
                 ca: Certificate::from_pem(ca),
                 identity: Identity::from_pem(cert, key),
+                server_name: None,
             })),
         };
         // Build both sides once so that a key that does not fit its certificate, or a CA that
@@ -119,6 +125,29 @@ impl Transport {
             .endpoint("localhost:1")
             .map_err(|e| TransportError::Tls(e.to_string()))?;
         Ok(transport)
+    }
+
+    /// Under mutual TLS, checks every server's certificate against `name` (a DNS name its
+    /// subject alternative names must hold) instead of the host dialled; an empty `name` keeps
+    /// checking the host dialled. No effect on a plaintext transport. The CA check is unchanged:
+    /// the name only says which of the CA's certificates a server may present.
+    pub fn with_server_name(self, name: &str) -> Self {
+        let name = name.trim();
+        match self.tls {
+            Some(tls) => Self {
+                tls: Some(Arc::new(MutualTls {
+                    ca: tls.ca.clone(),
+                    identity: tls.identity.clone(),
+                    server_name: (!name.is_empty()).then(|| name.to_owned()),
+                })),
+            },
+            None => self,
+        }
+    }
+
+    /// The name servers' certificates are checked against instead of the host dialled, if set.
+    pub fn server_name(&self) -> Option<&str> {
+        self.tls.as_ref().and_then(|t| t.server_name.as_deref())
     }
 
     /// Whether connections are mutually authenticated.
@@ -136,13 +165,17 @@ impl Transport {
             .map_err(|e| ClusterError::Invalid(format!("node address `{addr}`: {e}")))?;
         match &self.tls {
             None => Ok(endpoint),
-            Some(tls) => endpoint
-                .tls_config(
-                    ClientTlsConfig::new()
-                        .ca_certificate(tls.ca.clone())
-                        .identity(tls.identity.clone()),
-                )
-                .map_err(|e| ClusterError::Invalid(format!("TLS towards `{addr}`: {e}"))),
+            Some(tls) => {
+                let mut config = ClientTlsConfig::new()
+                    .ca_certificate(tls.ca.clone())
+                    .identity(tls.identity.clone());
+                if let Some(name) = &tls.server_name {
+                    config = config.domain_name(name.clone());
+                }
+                endpoint
+                    .tls_config(config)
+                    .map_err(|e| ClusterError::Invalid(format!("TLS towards `{addr}`: {e}")))
+            }
         }
     }
 

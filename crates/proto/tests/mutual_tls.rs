@@ -45,9 +45,16 @@ impl Ca {
 
     /// A node's transport: certificate for 127.0.0.1 and localhost issued by this CA.
     fn node(&self) -> Transport {
+        self.node_named(&["127.0.0.1", "localhost"])
+    }
+
+    /// A node's transport with a certificate for `names` (DNS names or IP addresses) issued
+    /// by this CA.
+    fn node_named(&self, names: &[&str]) -> Transport {
         let key = KeyPair::generate().unwrap();
         let params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         Transport::mutual_tls_pem(
             (self.cert.pem().as_bytes(), "ca.pem"),
@@ -152,6 +159,51 @@ async fn a_caller_refuses_a_server_whose_certificate_is_from_another_ca() {
     let (cluster, stranger) = (Ca::new("cluster"), Ca::new("stranger"));
     let (addr, served) = serve(&stranger.node()).await;
     assert!(call(&cluster.node(), addr).await.is_err());
+    assert_eq!(served.0.load(Ordering::SeqCst), 0);
+}
+
+/// `cluster.tls.server_name`: pods advertise their IP addresses, which no certificate can list
+/// in advance, so every node's certificate names one DNS name (`corvid-cluster`) and callers
+/// check it instead of the address dialled. Without the setting, the same certificate is
+/// refused when dialling 127.0.0.1 (it does not name that address).
+#[tokio::test]
+async fn a_server_name_replaces_the_dialled_host_in_the_certificate_check() {
+    let ca = Ca::new("cluster");
+    let (addr, served) = serve(&ca.node_named(&["corvid-cluster"])).await;
+
+    let by_address = ca.node_named(&["corvid-cluster"]);
+    assert_eq!(by_address.server_name(), None);
+    assert!(
+        call(&by_address, addr).await.is_err(),
+        "a certificate for corvid-cluster must not pass for 127.0.0.1"
+    );
+    assert_eq!(served.0.load(Ordering::SeqCst), 0);
+
+    let by_name = ca
+        .node_named(&["corvid-cluster"])
+        .with_server_name("corvid-cluster");
+    assert_eq!(by_name.server_name(), Some("corvid-cluster"));
+    call(&by_name, addr).await.unwrap();
+    assert_eq!(served.0.load(Ordering::SeqCst), 1);
+
+    // The name is checked, not ignored: another name is refused.
+    let other = ca.node().with_server_name("other-cluster");
+    assert!(call(&other, addr).await.is_err());
+    // An empty name keeps checking the host dialled.
+    assert_eq!(ca.node().with_server_name(" ").server_name(), None);
+    assert_eq!(served.0.load(Ordering::SeqCst), 1);
+}
+
+/// The server name does not weaken the CA check: a server whose certificate names the right
+/// DNS name but comes from another CA is refused.
+#[tokio::test]
+async fn a_server_name_still_needs_the_cluster_ca() {
+    let (cluster, stranger) = (Ca::new("cluster"), Ca::new("stranger"));
+    let (addr, served) = serve(&stranger.node_named(&["corvid-cluster"])).await;
+    let caller = cluster
+        .node_named(&["corvid-cluster"])
+        .with_server_name("corvid-cluster");
+    assert!(call(&caller, addr).await.is_err());
     assert_eq!(served.0.load(Ordering::SeqCst), 0);
 }
 

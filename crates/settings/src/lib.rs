@@ -248,7 +248,9 @@ pub struct ClusterConfig {
     /// [`ClusterRole`] and [`ClusterConfig::role`].
     pub role: String,
     /// This node's id in the cluster, at least 1. A `combined` or `registry` node is listed in
-    /// `members`; an `edge` is not (it joins as a learner under this id).
+    /// `members`; an `edge` is not (it joins as a learner under this id). An `edge` may set 0:
+    /// it then picks a random id of its own at every start ([`ClusterConfig::EDGE_ID_FLOOR`] or
+    /// more), for edges started by a Kubernetes Deployment, whose pods have no stable ordinal.
     pub node_id: u64,
     /// Where this node's gRPC server listens (Raft, stanza forwarding between nodes).
     pub listen: String,
@@ -267,6 +269,10 @@ pub struct ClusterConfig {
     pub lease_ttl_ms: u64,
     /// Milliseconds between a node's lease renewals; less than `lease_ttl_ms`.
     pub renew_every_ms: u64,
+    /// Milliseconds after which the Raft leader removes from the group a learner (an edge)
+    /// that it has seen declared down for that long, so that edges that die without leaving
+    /// (a crashed pod) do not stay members forever; 0: never (remove them by hand).
+    pub forget_down_edges_after_ms: u64,
     /// Mutual TLS between nodes (`[cluster.tls]`); all empty: plain HTTP/2.
     pub tls: ClusterTlsConfig,
 }
@@ -285,12 +291,22 @@ pub struct ClusterTlsConfig {
     pub cert_file: String,
     /// PEM file of this node's private key.
     pub key_file: String,
+    /// The DNS name every peer's certificate must hold, checked instead of the host dialled;
+    /// empty (the default): the host part of the address dialled. With it, one certificate
+    /// naming it serves nodes advertised by IP address (Kubernetes pod IPs). Needs the files.
+    pub server_name: String,
 }
 
 impl ClusterTlsConfig {
     /// Whether mutual TLS is configured.
     pub fn is_enabled(&self) -> bool {
         !(self.ca_file.is_empty() && self.cert_file.is_empty() && self.key_file.is_empty())
+    }
+
+    /// The name peers' certificates are checked against, if `server_name` is set.
+    pub fn server_name(&self) -> Option<&str> {
+        let name = self.server_name.trim();
+        (!name.is_empty()).then_some(name)
     }
 }
 
@@ -345,6 +361,15 @@ impl ClusterRole {
 }
 
 impl ClusterConfig {
+    /// The smallest id an edge with `node_id = 0` picks for itself (2^32): far above any id an
+    /// operator gives a registry voter, so a picked id never collides with one.
+    pub const EDGE_ID_FLOOR: u64 = 1 << 32;
+
+    /// Whether this node picks its own id at start (an edge with `node_id = 0`).
+    pub fn picks_own_id(&self) -> bool {
+        self.node_id == 0 && self.role() == ClusterRole::Edge
+    }
+
     /// This node's role; a `cluster.role` that names none ([`Settings::validate`] refuses it)
     /// reads as `combined`.
     pub fn role(&self) -> ClusterRole {
@@ -386,6 +411,7 @@ impl Default for ClusterConfig {
             data_dir: String::new(),
             lease_ttl_ms: 5000,
             renew_every_ms: 1000,
+            forget_down_edges_after_ms: 600_000,
             tls: ClusterTlsConfig::default(),
         }
     }

@@ -341,8 +341,14 @@ mod tests {
                 ("auth.scram_iterations", _) => "5000",
                 ("cluster.node_id", _) => continue, // must be a member; see the cluster test
                 ("cluster.role", _) => continue,    // needs cluster.enabled; see the roles test
-                ("cluster.tls.ca_file" | "cluster.tls.cert_file" | "cluster.tls.key_file", _) => {
-                    continue; // need all three, real files; see the cluster TLS test
+                (
+                    "cluster.tls.ca_file"
+                    | "cluster.tls.cert_file"
+                    | "cluster.tls.key_file"
+                    | "cluster.tls.server_name",
+                    _,
+                ) => {
+                    continue; // need all three, real files; see the cluster TLS tests
                 }
                 ("cluster.enabled", _) => "true",
                 ("cluster.listen", _) => "127.0.0.1:17001",
@@ -454,6 +460,14 @@ mod tests {
         .unwrap();
         assert_eq!(edge.cluster.role(), ClusterRole::Edge);
         assert!(!edge.cluster.role().is_voter() && edge.cluster.role().is_edge());
+        assert!(!edge.cluster.picks_own_id());
+        // An edge with id 0 picks its own at start.
+        let picking = with(&[
+            ("CORVID__CLUSTER__ROLE", "edge"),
+            ("CORVID__CLUSTER__NODE_ID", "0"),
+        ])
+        .unwrap();
+        assert!(picking.cluster.picks_own_id());
 
         for (vars, key) in [
             // Not a role.
@@ -466,6 +480,15 @@ mod tests {
                 ][..],
                 "cluster.node_id",
             ),
+            // Picking an id at start (0) is for edges only.
+            (
+                &[
+                    ("CORVID__CLUSTER__ROLE", "registry"),
+                    ("CORVID__CLUSTER__NODE_ID", "0"),
+                ][..],
+                "cluster.node_id",
+            ),
+            (&[("CORVID__CLUSTER__NODE_ID", "0")][..], "cluster.node_id"),
             // A registry node that is not a member.
             (
                 &[

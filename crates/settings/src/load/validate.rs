@@ -79,7 +79,15 @@ impl Settings {
                 ),
             );
         }
-        positive("cluster.node_id", c.node_id)?;
+        if c.node_id == 0 && role != ClusterRole::Edge {
+            return invalid(
+                "cluster.node_id",
+                format!(
+                    "0 (pick an id at start) is only for an edge; a {} node is a registry voter and needs its id from cluster.members",
+                    role.name()
+                ),
+            );
+        }
         if c.listen.trim().is_empty() {
             return invalid("cluster.listen", "must not be empty");
         }
@@ -170,6 +178,28 @@ impl Settings {
                     );
                 }
                 check_file_exists(key, file)?;
+            }
+        }
+        if let Some(name) = tls.server_name() {
+            if !tls.is_enabled() {
+                return invalid(
+                    "cluster.tls.server_name",
+                    "needs cluster.tls.ca_file, cert_file and key_file: it names what peers' certificates are checked against",
+                );
+            }
+            let dns_name = name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !dns_name {
+                return invalid(
+                    "cluster.tls.server_name",
+                    format!("`{name}` is not a DNS name (letters, digits, hyphens, dots)"),
+                );
             }
         }
         Ok(())
@@ -812,6 +842,36 @@ mod tests {
             s.cluster.tls.key_file = path.clone();
         });
         assert!(all.is_ok(), "{all:?}");
+    }
+
+    #[test]
+    fn cluster_tls_server_name_needs_the_files_and_a_dns_name() {
+        let pem = tempfile::NamedTempFile::new().unwrap();
+        let path = pem.path().display().to_string();
+        let named = |name: &str, files: bool| {
+            with(|s| {
+                if files {
+                    s.cluster.tls.ca_file = path.clone();
+                    s.cluster.tls.cert_file = path.clone();
+                    s.cluster.tls.key_file = path.clone();
+                }
+                s.cluster.tls.server_name = name.into();
+            })
+        };
+        assert_eq!(
+            key_of(named("corvid-cluster", false)),
+            "cluster.tls.server_name"
+        );
+        for bad in ["corvid cluster", "host:7001", "-corvid", "a..b"] {
+            assert_eq!(key_of(named(bad, true)), "cluster.tls.server_name", "{bad}");
+        }
+        for good in ["corvid-cluster", "peers.corvid.svc.cluster.local", ""] {
+            assert!(named(good, true).is_ok(), "{good}");
+        }
+        let mut tls = crate::ClusterTlsConfig::default();
+        assert_eq!(tls.server_name(), None);
+        tls.server_name = " corvid-cluster ".into();
+        assert_eq!(tls.server_name(), Some("corvid-cluster"));
     }
 
     #[test]

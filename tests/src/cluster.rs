@@ -577,6 +577,12 @@ impl Cluster {
     /// The registry leader as node `ask` sees it (`corvid cluster status`), `None` while it
     /// knows of none (an election is under way, or it is cut off).
     pub async fn leader(&self, ask: u64) -> anyhow::Result<Option<u64>> {
+        Ok(self.status(ask).await?["leader"].as_u64())
+    }
+
+    /// `corvid cluster status --json` as node `ask` answers it: `members` (each `node_id`,
+    /// `address`, `voter`), `edges`, `leader`, indexes.
+    pub async fn status(&self, ask: u64) -> anyhow::Result<serde_json::Value> {
         let addr = self.node(ask).grpc;
         let out = tokio::process::Command::new(&self.binary)
             .args(["cluster", "status", "--json", "--node", &addr.to_string()])
@@ -590,9 +596,21 @@ impl Cluster {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("cluster status on node {ask} is not JSON"))?;
-        Ok(status["leader"].as_u64())
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("cluster status on node {ask} is not JSON"))
+    }
+
+    /// The node ids of the Raft membership's learners (edges) as node `ask` sees them.
+    pub async fn learner_ids(&self, ask: u64) -> anyhow::Result<Vec<u64>> {
+        let status = self.status(ask).await?;
+        let members = status["members"]
+            .as_array()
+            .with_context(|| format!("cluster status on node {ask} has no members: {status}"))?;
+        Ok(members
+            .iter()
+            .filter(|m| m["voter"] == serde_json::Value::Bool(false))
+            .filter_map(|m| m["node_id"].as_u64())
+            .collect())
     }
 
     /// The client and gRPC addresses of a new node `id`: fresh loopback ports, or fixed ports

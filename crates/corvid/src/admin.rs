@@ -439,7 +439,8 @@ impl AdminService {
     async fn drain(&self, request: DrainRequest) -> Result<(), ClusterError> {
         let grace = (request.grace_seconds > 0)
             .then(|| Duration::from_secs(u64::from(request.grace_seconds)));
-        if request.node_id == self.me {
+        // 0: the node asked (an edge that picked its own id drains itself without knowing it).
+        if request.node_id == self.me || request.node_id == 0 {
             let Some(edge) = &self.edge else {
                 return Err(ClusterError::Invalid(format!(
                     "node {} holds no client connections: only edges drain",

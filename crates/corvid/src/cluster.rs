@@ -12,6 +12,11 @@
 //! the replica's outcomes (closing local sessions replaced elsewhere, sending `unavailable` for
 //! sessions of a down node this node is the caretaker of). A registry-only node renews no lease,
 //! so the table never counts it live and never picks it as a caretaker.
+//!
+//! An edge configured with `cluster.node_id = 0` picks a random id of its own at start
+//! ([`pick_node_id`]); the leader removes from the group learners it has seen declared down
+//! for `cluster.forget_down_edges_after_ms` ([`forget_down_edges`]), so edges that die without
+//! leaving (crashed pods of a Deployment) do not stay members forever.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -24,7 +29,7 @@ use corvid_core::NodeId;
 use corvid_raft::{BasicNode, LearnerClient, RaftRegistry, RegistryNode, ReplicaEvent};
 use corvid_registry::{Command, Outcome};
 use corvid_router::Router;
-use corvid_settings::{ClusterRole, Settings};
+use corvid_settings::{ClusterConfig, ClusterRole, Settings};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
@@ -53,12 +58,38 @@ pub struct Member {
     bootstrap: bool,
     lease_ttl_ms: u64,
     renew_every: Duration,
+    /// How long a learner may stay declared down before the leader removes it; `None`: never.
+    forget_down_edges_after: Option<Duration>,
+}
+
+/// Gives an edge configured with `cluster.node_id = 0` an id of its own: a random one from
+/// [`ClusterConfig::EDGE_ID_FLOOR`] (2^32) up to 2^63 - 1, written into `settings` so that
+/// everything started afterwards (telemetry, the Raft member) uses it. Registry ids are small
+/// numbers an operator chose, so a picked id never collides with one, and two edges picking
+/// the same id out of 2^63 - 2^32 is as good as impossible. Returns the id picked, if one was
+/// (the caller logs it); other nodes keep their configured id.
+pub fn pick_node_id(settings: &mut Settings) -> Option<u64> {
+    use rand::Rng as _;
+    if !settings.cluster.enabled || !settings.cluster.picks_own_id() {
+        return None;
+    }
+    let id = rand::thread_rng().gen_range(ClusterConfig::EDGE_ID_FLOOR..=i64::MAX.unsigned_abs());
+    settings.cluster.node_id = id;
+    Some(id)
 }
 
 impl Member {
     /// Opens the Raft member on `cluster.listen` with its data in `cluster.data_dir` (default
     /// `<storage.path>/raft`). Peers cannot reach it until [`Member::run`].
     pub async fn open(settings: &Settings) -> anyhow::Result<Member> {
+        let mut settings = settings.clone();
+        if let Some(id) = pick_node_id(&mut settings) {
+            info!(
+                what = "node-id-picked",
+                node = id,
+                "cluster.node_id is 0: this edge picked its id"
+            );
+        }
         let c = &settings.cluster;
         let data_dir = if c.data_dir.trim().is_empty() {
             settings.storage.path.join("raft")
@@ -94,6 +125,8 @@ impl Member {
             bootstrap: c.bootstrap,
             lease_ttl_ms: c.lease_ttl_ms,
             renew_every: Duration::from_millis(c.renew_every_ms),
+            forget_down_edges_after: (c.forget_down_edges_after_ms > 0)
+                .then(|| Duration::from_millis(c.forget_down_edges_after_ms)),
         })
     }
 
@@ -173,12 +206,26 @@ impl Member {
                 Duration::from_millis(self.lease_ttl_ms),
                 shutdown.clone(),
             ));
+            if let Some(after) = self.forget_down_edges_after {
+                tasks.spawn(forget_down_edges(
+                    self.node.raft().clone(),
+                    self.node.replica().clone(),
+                    self.me,
+                    after,
+                    shutdown.clone(),
+                ));
+            }
         }
+        let mut rejoin = None;
         if self.role == ClusterRole::Edge {
-            let learners = LearnerClient::new(
+            let learners = Arc::new(LearnerClient::new(
                 self.node.transport().clone(),
                 self.members.values().cloned().collect(),
-            );
+            ));
+            rejoin = Some(Rejoin {
+                learners: learners.clone(),
+                advertise: self.advertise.clone(),
+            });
             tasks.spawn(join_and_leave(
                 learners,
                 self.node.replica().clone(),
@@ -193,6 +240,7 @@ impl Member {
                 self.me,
                 self.lease_ttl_ms,
                 self.renew_every,
+                rejoin,
                 shutdown.clone(),
             ));
             tasks.spawn(act_on_outcomes(
@@ -292,7 +340,7 @@ async fn follow_membership(
 /// the group. An edge killed without a shutdown stays a learner until it comes back under the
 /// same id (it joins again, idempotently) or an operator removes it (`RemoveLearner`).
 async fn join_and_leave(
-    learners: LearnerClient,
+    learners: Arc<LearnerClient>,
     replica: corvid_raft::Replica,
     me: NodeId,
     advertise: String,
@@ -330,12 +378,22 @@ pub fn transport(
         );
         return Ok(corvid_proto::Transport::plaintext());
     }
-    corvid_proto::Transport::mutual_tls(
+    let transport = corvid_proto::Transport::mutual_tls(
         std::path::Path::new(&tls.ca_file),
         std::path::Path::new(&tls.cert_file),
         std::path::Path::new(&tls.key_file),
     )
-    .context("cluster.tls")
+    .context("cluster.tls")?;
+    Ok(match tls.server_name() {
+        Some(name) => {
+            info!(
+                what = "cluster-tls-server-name",
+                name, "peers' certificates are checked against this name, not the host dialled"
+            );
+            transport.with_server_name(name)
+        }
+        None => transport,
+    })
 }
 
 /// Closes the local sessions the cluster dropped while this node was declared down.
@@ -350,6 +408,21 @@ fn close_orphans(router: &Router) {
     }
 }
 
+/// An interval for a periodic task; ticks missed while one round ran late are not made up.
+fn ticker(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Waits for `tick`'s next tick: `false` once `shutdown` changes (the task should end).
+async fn next_tick(tick: &mut tokio::time::Interval, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tick.tick() => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
 /// Milliseconds since the Unix epoch by this node's clock.
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -358,23 +431,28 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What an edge needs to join the group again after it was declared down: the leader may have
+/// removed it meanwhile (`cluster.forget_down_edges_after_ms`).
+struct Rejoin {
+    learners: Arc<LearnerClient>,
+    advertise: String,
+}
+
 /// Renews this node's lease every `every` until shutdown. An attempt is given up after half the
 /// lease (`ttl_ms / 2`): a proposal stuck on a leader that was just cut off must not hold back
-/// the next attempt, which goes to the new leader, until the lease has run out.
+/// the next attempt, which goes to the new leader, until the lease has run out. When a renewal
+/// says the node had been declared down, an edge asks to join the group again (`rejoin`): the
+/// leader may have forgotten it while it was cut off, and joining is idempotent otherwise.
 async fn renew_lease(
     registry: Arc<RaftRegistry>,
     me: NodeId,
     ttl_ms: u64,
     every: Duration,
+    rejoin: Option<Rejoin>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    let mut tick = ticker(every);
+    while next_tick(&mut tick, &mut shutdown).await {
         let command = Command::RenewLease {
             node: me,
             now_ms: now_ms(),
@@ -391,6 +469,19 @@ async fn renew_lease(
                     what = "lease-revived",
                     "this node had been declared down; its old sessions were dropped"
                 );
+                if let Some(rejoin) = &rejoin {
+                    let (learners, addr) = (rejoin.learners.clone(), rejoin.advertise.clone());
+                    let mut stop = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Some(index) = learners.join_until(me.0, &addr, &mut stop).await {
+                            info!(
+                                what = "rejoined-as-learner",
+                                node = me.0,
+                                membership_index = index
+                            );
+                        }
+                    });
+                }
             }
             Ok(_) => {}
             Err(e) => debug!(what = "lease-renew-failed", error = %e),
@@ -412,13 +503,8 @@ async fn expire_leases(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut leading_since: Option<tokio::time::Instant> = None;
-    let mut tick = tokio::time::interval(EXPIRE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    let mut tick = ticker(EXPIRE_EVERY);
+    while next_tick(&mut tick, &mut shutdown).await {
         if raft.metrics().borrow().current_leader != Some(me.0) {
             leading_since = None;
             continue;
@@ -436,6 +522,63 @@ async fn expire_leases(
             }
             Ok(_) => {}
             Err(e) => debug!(what = "expire-leases-failed", error = %e),
+        }
+    }
+}
+
+/// On the leader, removes from the group every learner it has seen declared down (in its
+/// replica of the table) for `after` without interruption, checking once a second. The time is
+/// this leader's own observation: a new leader starts counting afresh, so a down edge is
+/// forgotten between `after` and `after` plus the time to the last election. Voters are never
+/// touched (their membership is the operator's), nor edges that are down but not learners of
+/// the group (already removed). An edge that comes back later joins again as a new learner.
+async fn forget_down_edges(
+    raft: corvid_raft::Raft,
+    replica: corvid_raft::Replica,
+    me: NodeId,
+    after: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut down_since: HashMap<u64, tokio::time::Instant> = HashMap::new();
+    let mut tick = ticker(EXPIRE_EVERY);
+    while next_tick(&mut tick, &mut shutdown).await {
+        let learners: Vec<u64> = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            if m.current_leader != Some(me.0) {
+                down_since.clear();
+                continue;
+            }
+            m.membership_config.membership().learner_ids().collect()
+        };
+        let down: Vec<u64> = replica.read(|t| {
+            learners
+                .iter()
+                .copied()
+                .filter(|id| t.node(NodeId(*id)).is_some_and(|n| n.down.is_some()))
+                .collect()
+        });
+        let now = tokio::time::Instant::now();
+        down_since.retain(|id, _| down.contains(id));
+        for id in down {
+            let since = *down_since.entry(id).or_insert(now);
+            if now.duration_since(since) < after {
+                continue;
+            }
+            match corvid_raft::remove_learner(&raft, id).await {
+                Ok(removed) => {
+                    warn!(
+                        what = "down-edge-forgotten",
+                        node = id,
+                        removed,
+                        down_for_ms = u64::try_from(now.duration_since(since).as_millis())
+                            .unwrap_or(u64::MAX),
+                        "removed from the group after cluster.forget_down_edges_after_ms"
+                    );
+                    down_since.remove(&id);
+                }
+                Err(e) => debug!(what = "forget-down-edge-failed", node = id, error = %e),
+            }
         }
     }
 }

@@ -52,7 +52,7 @@ mod registry;
 mod state_machine;
 
 pub use log_store::{LogStore, LogStoreError};
-pub use membership::LearnerClient;
+pub use membership::{remove_learner, LearnerClient};
 pub use network::{Network, NetworkConnection, RaftGrpc};
 pub use node::{NodeError, RegistryNode};
 pub use registry::RaftRegistry;

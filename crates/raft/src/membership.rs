@@ -76,8 +76,9 @@ pub(crate) async fn join_as_learner(raft: &Raft, id: u64, addr: &str) -> Result<
 }
 
 /// The leader's side of `RemoveLearner`: removes learner `id` from the group. `false` if it was
-/// not a member.
-pub(crate) async fn remove_learner(raft: &Raft, id: u64) -> Result<bool, ClusterError> {
+/// not a member. Refused for a voter. Also what the leader calls to forget an edge that has
+/// been down too long (`cluster.forget_down_edges_after_ms`).
+pub async fn remove_learner(raft: &Raft, id: u64) -> Result<bool, ClusterError> {
     let (is_leader, member) = {
         let metrics = raft.metrics();
         let m = metrics.borrow();

@@ -5,6 +5,7 @@
 //! is one scenario file; `cargo test -p corvid-tests -- im_roster::` runs one of them.
 
 mod cluster_admin;
+mod cluster_deployment;
 mod cluster_faults;
 mod cluster_im;
 mod cluster_partition;

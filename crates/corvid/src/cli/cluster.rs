@@ -60,7 +60,8 @@ pub enum ClusterCommand {
     /// Drain an edge: it stops accepting client connections at once and, after the grace
     /// period, closes its sessions with see-other-host (c2s.see_other_host) or system-shutdown.
     Drain {
-        /// The edge's node id.
+        /// The edge's node id; 0: the node called (`--node`), e.g. an edge that picked its id
+        /// (`cluster.node_id = 0`) draining itself.
         edge: u64,
         /// Seconds clients get before their streams are closed; default: the edge's
         /// c2s.drain_grace_secs.
@@ -153,14 +154,19 @@ pub async fn run(
                 c.drain(request(r)).await
             })
             .await?;
+            let which = if *edge == 0 {
+                format!("the edge at {addr}")
+            } else {
+                format!("edge {edge}")
+            };
             match grace {
                 Some(g) => writeln!(
                     out,
-                    "edge {edge} is draining: no new connections; sessions close in {g} s"
+                    "{which} is draining: no new connections; sessions close in {g} s"
                 ),
                 None => writeln!(
                     out,
-                    "edge {edge} is draining: no new connections; sessions close after its grace period"
+                    "{which} is draining: no new connections; sessions close after its grace period"
                 ),
             }
             .map_err(io)?;

@@ -46,12 +46,21 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let settings = || corvid_settings::load(cli.config.as_deref(), &env);
     match cli.command {
         Command::Serve => {
-            let settings = settings()?;
+            let mut settings = settings()?;
+            // An edge with cluster.node_id = 0 picks its id now, so that telemetry names it too.
+            let picked = crate::cluster::pick_node_id(&mut settings);
             // The OTLP gRPC exporters' channels run on the runtime: set up within it.
             let telemetry = {
                 let _runtime = runtime.enter();
                 init_telemetry(&settings)?
             };
+            if let Some(id) = picked {
+                tracing::info!(
+                    what = "node-id-picked",
+                    node = id,
+                    "cluster.node_id is 0: this edge picked its id"
+                );
+            }
             let served = runtime.block_on(serve(settings));
             // Flushes what is queued (each signal within its export timeout).
             telemetry.shutdown();

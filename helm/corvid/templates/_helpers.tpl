@@ -30,8 +30,8 @@ StatefulSet name (at most 52) and its pods' hostnames stay valid labels. */}}
 {{- printf "%s-edge" (include "corvid.fullname" .) -}}
 {{- end -}}
 
-{{/* Headless Service governing both StatefulSets: every pod is reachable as
-<pod>.<peers>.<namespace>.svc.<clusterDomain>, ready or not. */}}
+{{/* Headless Service governing the registry StatefulSet: every voter is reachable as
+<pod>.<peers>.<namespace>.svc.<clusterDomain>, ready or not. Edges advertise their pod IPs. */}}
 {{- define "corvid.peersName" -}}
 {{- printf "%s-peers" (include "corvid.fullname" .) -}}
 {{- end -}}
@@ -66,6 +66,12 @@ StatefulSet name (at most 52) and its pods' hostnames stay valid labels. */}}
 {{- else -}}
 {{- printf "%s-cluster-tls" (include "corvid.fullname" .) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The one DNS name every node's certificate is checked against when mutual TLS is on
+(cluster.tls.server_name): cluster.tls.serverName, else the peers Service's own name. */}}
+{{- define "corvid.clusterServerName" -}}
+{{- default (include "corvid.peersDomain" .) .Values.cluster.tls.serverName -}}
 {{- end -}}
 
 {{/* Labels. */}}
@@ -144,8 +150,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.edge.autoscaling.enabled (not .Values.edge.autoscaling.targetCPUUtilizationPercentage) (not .Values.edge.autoscaling.targetMemoryUtilizationPercentage) -}}
 {{- fail "edge.autoscaling needs targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" -}}
 {{- end -}}
-{{- if le (int .Values.edge.idOffset) (int .Values.registry.replicas) -}}
-{{- fail "edge.idOffset must be above registry.replicas: edge ids must not collide with voter ids" -}}
+{{- $zero := list "0" "0%" -}}
+{{- if and (has (toString .Values.edge.rollingUpdate.maxSurge) $zero) (has (toString .Values.edge.rollingUpdate.maxUnavailable) $zero) -}}
+{{- fail "edge.rollingUpdate: maxSurge and maxUnavailable cannot both be 0" -}}
 {{- end -}}
 {{- end -}}
 
@@ -207,8 +214,20 @@ containers:
         valueFrom:
           fieldRef:
             fieldPath: metadata.namespace
+      {{- if eq $role "edge" }}
+      # An edge has no stable name or ordinal: it picks its node id at start (0) and is
+      # reached at its pod IP (node-env.sh builds CORVID__CLUSTER__ADVERTISE from it).
+      - name: POD_IP
+        valueFrom:
+          fieldRef:
+            fieldPath: status.podIP
+      - name: CORVID__CLUSTER__NODE_ID
+        value: "0"
+      {{- else }}
+      # Voters' ids are 1 + the StatefulSet ordinal (node-env.sh).
       - name: CORVID_ID_OFFSET
-        value: {{ if eq $role "edge" }}{{ $root.Values.edge.idOffset | quote }}{{ else }}"1"{{ end }}
+        value: "1"
+      {{- end }}
       - name: CORVID__CLUSTER__ROLE
         value: {{ $role | quote }}
       {{- if eq $role "registry" }}

@@ -644,3 +644,44 @@ async fn act_on_outcomes(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cluster(role: &str, node_id: u64) -> Settings {
+        let mut s = Settings::default();
+        s.cluster.enabled = true;
+        s.cluster.role = role.to_owned();
+        s.cluster.node_id = node_id;
+        s
+    }
+
+    #[test]
+    fn only_an_edge_with_id_zero_picks_an_id_above_every_voter_id() {
+        let mut picked = std::collections::HashSet::new();
+        for _ in 0..100 {
+            let mut s = cluster("edge", 0);
+            let id = pick_node_id(&mut s).unwrap();
+            assert_eq!(s.cluster.node_id, id, "the settings carry the picked id");
+            assert!(id >= ClusterConfig::EDGE_ID_FLOOR, "{id} is below 2^32");
+            assert!(id <= i64::MAX.unsigned_abs(), "{id} is not a 63-bit number");
+            picked.insert(id);
+        }
+        assert!(
+            picked.len() > 95,
+            "ids are random: {} distinct",
+            picked.len()
+        );
+        // A configured id is kept; other roles and a single node never pick.
+        for (role, id) in [("edge", 12), ("registry", 1), ("combined", 1)] {
+            let mut s = cluster(role, id);
+            assert_eq!(pick_node_id(&mut s), None);
+            assert_eq!(s.cluster.node_id, id);
+        }
+        let mut single = cluster("edge", 0);
+        single.cluster.enabled = false;
+        assert_eq!(pick_node_id(&mut single), None);
+    }
+}

@@ -4,13 +4,15 @@
 //! the id), and one that dies without leaving (a crashed pod) is removed from the Raft group by
 //! the leader once it has been down for `cluster.forget_down_edges_after_ms`, so the membership
 //! does not grow with every pod ever started. An edge that comes back under its id joins again.
+//! With mutual TLS, nodes advertised by IP address share one certificate naming only
+//! `cluster.tls.server_name`.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use corvid_tests::cluster::{replicated, Cluster};
+use corvid_tests::cluster::{message_with, replicated, Cluster};
 
 /// How long the leader waits before forgetting a down edge, in this test.
 const FORGET_AFTER_MS: u64 = 2000;
@@ -122,4 +124,54 @@ async fn an_edge_picks_its_id_and_the_leader_forgets_edges_that_stay_down() {
     assert_eq!(cluster.learner_ids(1).await.unwrap(), [2]);
     let mut alice = cluster.login(2, "alice", "alice-pw", "back").await.unwrap();
     alice.send("<presence/>").await.unwrap();
+}
+
+/// Pods advertise IP addresses no certificate names in advance: every node here holds one
+/// certificate whose only name is `corvid-cluster`, dials 127.0.0.1, and checks peers against
+/// `cluster.tls.server_name = corvid-cluster`. Edges that picked their ids join (Raft over
+/// TLS both ways) and route a message between them (`Router.Deliver` over TLS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_ip_addresses_share_one_certificate_through_the_server_name() {
+    let pki = tempfile::tempdir().unwrap();
+    let d = pki.path().to_str().unwrap();
+    for args in [
+        &["ca", "--dir", d][..],
+        &["node", "--dir", d, "--name", "node", "corvid-cluster"][..],
+    ] {
+        let out = tokio::process::Command::new(BINARY)
+            .arg("cert")
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "corvid cert {args:?}: {out:?}");
+    }
+    let file = |name: &str| pki.path().join(name).display().to_string();
+    let cluster = Cluster::builder(BINARY)
+        .registries(1)
+        .edges(2)
+        .node_env(2, "CORVID__CLUSTER__NODE_ID", "0")
+        .node_env(3, "CORVID__CLUSTER__NODE_ID", "0")
+        .env("CORVID__CLUSTER__TLS__CA_FILE", file("ca.pem"))
+        .env("CORVID__CLUSTER__TLS__CERT_FILE", file("node.pem"))
+        .env("CORVID__CLUSTER__TLS__KEY_FILE", file("node.key"))
+        .env("CORVID__CLUSTER__TLS__SERVER_NAME", "corvid-cluster")
+        .user("alice", "alice-pw")
+        .user("bob", "bob-pw")
+        .start()
+        .await
+        .expect("the cluster starts on one certificate for corvid-cluster");
+    let mut alice = cluster.login(2, "alice", "alice-pw", "a").await.unwrap();
+    let mut bob = cluster.login(3, "bob", "bob-pw", "b").await.unwrap();
+    replicated().await;
+    alice
+        .send_message("bob@localhost/b", "across edges on one certificate")
+        .await
+        .unwrap();
+    let got = message_with(&mut bob, "across edges on one certificate").await;
+    assert_eq!(got.attr("from"), Some("alice@localhost/a"));
+    for id in [2, 3] {
+        let log = std::fs::read_to_string(cluster.node(id).log_path()).unwrap();
+        assert!(log.contains("node-id-picked"), "edge {id} picked its id");
+    }
 }

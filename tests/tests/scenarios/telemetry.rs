@@ -68,16 +68,28 @@ async fn readyz_is_false_while_storage_is_unreachable() {
     server.stop().await;
 }
 
-/// `../shared/tools/otlp-sink`, beside the repository.
+/// `otlp-sink` from the shared tools: `$CORVID_SHARED_TOOLS`, else `../shared/tools` beside the
+/// repository, else `/work/shared/tools` (a clone made elsewhere on the development machine,
+/// as CI makes).
 fn otlp_sink() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/otlp-sink");
-    assert!(
-        path.exists(),
-        "the OTLP test collector is missing: expected {} (the shared tools folder beside the \
-         repository, see shared/tools/README.md)",
-        path.display()
-    );
-    path
+    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools");
+    let candidates: Vec<PathBuf> = std::env::var_os("CORVID_SHARED_TOOLS")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([beside, PathBuf::from("/work/shared/tools")])
+        .map(|dir| dir.join("otlp-sink"))
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the OTLP test collector is missing: looked for {candidates:?} (the shared tools \
+                 folder beside the repository, see shared/tools/README.md; or set \
+                 CORVID_SHARED_TOOLS)"
+            )
+        })
 }
 
 /// A running `otlp-sink`, killed on drop.

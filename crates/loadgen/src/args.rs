@@ -222,6 +222,17 @@ impl Args {
         let n = self.first_account + i % self.account_count;
         self.accounts.replace("{n}", &n.to_string())
     }
+
+    /// The resource login `i` binds: `lg` on the first pass over the accounts (what the
+    /// messages scenario addresses), `lg1`, `lg2`, … on later passes, so two logins of one
+    /// account that overlap never bind the same full JID (the server would end the older one
+    /// with `conflict`, RFC 6120 §7.7.2.2).
+    pub fn resource(&self, i: u64) -> String {
+        match i / self.account_count.max(1) {
+            0 => crate::xmpp::RESOURCE.to_owned(),
+            pass => format!("{}{pass}", crate::xmpp::RESOURCE),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +289,11 @@ mod tests {
         assert_eq!(a.localpart(0), "bench1");
         assert_eq!(a.localpart(20_000), "bench1");
         assert_eq!(a.localpart(41), "bench42");
+        // Overlapping logins of one account (a later pass) bind different resources.
+        assert_eq!(a.resource(0), "lg");
+        assert_eq!(a.resource(19_999), "lg");
+        assert_eq!(a.resource(20_000), "lg1");
+        assert_eq!(a.resource(45_000), "lg2");
     }
 
     #[test]

@@ -139,7 +139,13 @@ async fn login_pool(
                     break;
                 }
                 let t0 = Instant::now();
-                match xmpp::login(&target, &args.localpart(start + i)).await {
+                match xmpp::login(
+                    &target,
+                    &args.localpart(start + i),
+                    &args.resource(start + i),
+                )
+                .await
+                {
                     Ok(s) => {
                         latencies.push_micros(t0.elapsed().as_micros() as u64);
                         ok += 1;

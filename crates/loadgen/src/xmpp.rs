@@ -188,7 +188,7 @@ pub type Session = XmlStream<TlsStream<TcpStream>>;
 /// Logs `localpart` in: TCP, STARTTLS, SASL with the target's mechanism, bind to [`RESOURCE`],
 /// legacy session establishment only if the server requires it (RFC 3921 §3, marked optional by
 /// current servers), initial presence.
-pub async fn login(target: &Target, localpart: &str) -> anyhow::Result<Session> {
+pub async fn login(target: &Target, localpart: &str, resource: &str) -> anyhow::Result<Session> {
     let t = target.timeout;
     let tcp = tokio::time::timeout(t, TcpStream::connect(target.addr))
         .await
@@ -237,7 +237,7 @@ pub async fn login(target: &Target, localpart: &str) -> anyhow::Result<Session> 
     }
     s.send(
         format!(
-            "<iq type='set' id='bind'><bind xmlns='{NS_BIND}'><resource>{RESOURCE}</resource></bind></iq>"
+            "<iq type='set' id='bind'><bind xmlns='{NS_BIND}'><resource>{resource}</resource></bind></iq>"
         )
         .as_bytes(),
     )

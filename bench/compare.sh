@@ -49,7 +49,11 @@ prepare() {
     for f in corvid.toml prosody.cfg.lua ejabberd.yml; do
         sed "s|@WORK@|$WORK|g" "$ROOT/bench/$f" > "$WORK/$f"
     done
-    cp /etc/ejabberd/ejabberdctl.cfg /etc/ejabberd/inetrc "$WORK/ejabberd/conf/"
+    # Our own ejabberdctl.cfg: the Debian one writes the pid file into /run/ejabberd, where the
+    # system instance keeps its own.
+    cp /etc/ejabberd/inetrc "$WORK/ejabberd/conf/"
+    printf 'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\nEJABBERD_PID_PATH=%s\n' \
+        "$WORK/ejabberd/ejabberd.pid" > "$WORK/ejabberd/conf/ejabberdctl.cfg"
     cp "$WORK/ejabberd.yml" "$WORK/ejabberd/conf/ejabberd.yml"
     chown -R ejabberd: "$WORK/ejabberd" "$WORK/cert"
     (cd "$ROOT" && cargo build --release -p corvid -p corvid-loadgen)
@@ -61,14 +65,36 @@ create_accounts() {
     "$CORVID" --config "$WORK/corvid.toml" user import --csv "$WORK/users.csv" >&2
     # Prosody's internal_hashed store, written directly (prosodyctl register takes ~0.2 s each).
     python3 "$ROOT/bench/prosody_accounts.py" "$WORK/prosody/data" localhost "$ACCOUNTS" "$PASSWORD"
+    # ejabberd: one XEP-0227 file with every account, imported in one call (ejabberd derives the
+    # SCRAM keys, 4096 iterations); one `ejabberdctl register` per account starts an Erlang VM each
+    # (about a second), and Debian's ejabberd has no Lua for import_prosody.
+    {
+        echo "<?xml version='1.0' encoding='UTF-8'?>"
+        echo "<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>"
+        seq 1 "$ACCOUNTS" | sed "s|.*|<user name='user&' password='$PASSWORD'/>|"
+        echo "</host></server-data>"
+    } > "$WORK/ejabberd/users.xml"
+    chown ejabberd: "$WORK/ejabberd/users.xml"
     ej_start
-    seq 1 "$ACCOUNTS" | xargs -P 4 -I{} ejabberdctl $(ej_args) register "user{}" localhost "$PASSWORD" >/dev/null
+    ejctl import_piefxis "$WORK/ejabberd/users.xml" >&2
+    local have
+    have=$(ejctl registered_users localhost | wc -l)
+    if [ "$have" -ne "$ACCOUNTS" ]; then
+        log "ejabberd has $have of $ACCOUNTS accounts after the import"
+        return 1
+    fi
     ej_stop
 }
 
+# ejabberdctl run as root switches to the ejabberd user with su, which leaves the node 1024 open
+# files (the soft limit): a thousand idle sessions then fail. Switch ourselves and raise the soft
+# limit to the hard one, as Corvid and Prosody get from this shell.
+ejctl() {
+    su -s /bin/sh -c 'ulimit -n "$(ulimit -Hn)"; exec ejabberdctl "$@"' ejabberd -- ejabberdctl $(ej_args) "$@"
+}
 ej_args() { echo "--config-dir $WORK/ejabberd/conf --config $WORK/ejabberd/conf/ejabberd.yml --spool $WORK/ejabberd/spool --logs $WORK/ejabberd/logs --node $EJ_NODE"; }
-ej_start() { ejabberdctl $(ej_args) start; ejabberdctl $(ej_args) started; }
-ej_stop() { ejabberdctl $(ej_args) stop >/dev/null 2>&1 || true; ejabberdctl $(ej_args) stopped >/dev/null 2>&1 || true; }
+ej_start() { ejctl start; ejctl started; }
+ej_stop() { ejctl stop >/dev/null 2>&1 || true; ejctl stopped >/dev/null 2>&1 || true; }
 
 wait_port() {
     for _ in $(seq 1 100); do
@@ -89,7 +115,8 @@ start_server() {
             SERVER_PID=$!; PORT=25222 ;;
         ejabberd)
             ej_start
-            SERVER_PID=$(pgrep -f -- "-sname $EJ_NODE\|-name $EJ_NODE\|$EJ_NODE" | head -1); PORT=35222 ;;
+            # The pid file (ejabberdctl.cfg written by prepare) holds the beam.smp process's pid.
+            SERVER_PID=$(cat "$WORK/ejabberd/ejabberd.pid"); PORT=35222 ;;
     esac
     wait_port "$PORT"
     sleep 1
@@ -100,7 +127,22 @@ stop_server() {
         ejabberd) ej_stop ;;
         *) kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true ;;
     esac
+    SERVER_PID=
 }
+
+# On any exit (a failed step under set -e, Ctrl-C, kill): stop whatever private instance runs.
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    [ -f "$WORK/ejabberd/conf/ejabberdctl.cfg" ] && ej_stop
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 run() { # server scenario args...
     local server=$1; shift
@@ -126,7 +168,8 @@ main() {
         run "$s" churn --cycles "$CHURN" --concurrency 50 --sample "$CHURN_SAMPLE"
     done
     python3 "$ROOT/bench/report.py" "$RESULTS" "$ROOT/docs/benchmarks.md" \
-        "ACCOUNTS=$ACCOUNTS REPS=$REPS SCALE=$SCALE bench/compare.sh"
+        "ACCOUNTS=$ACCOUNTS REPS=$REPS SCALE=$SCALE bench/compare.sh" \
+        "$SCALE scale: $ACCOUNTS accounts; login $LOGIN_N logins; idle $IDLE_S sessions held $IDLE_HOLD s; messages $PAIRS pairs for $MSG_SECS s each, closed loop and at $RATE msg/s; churn $CHURN cycles, sampled over $CHURN_SAMPLE; $REPS run(s) of each"
 }
 
 main "$@"

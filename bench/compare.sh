@@ -94,7 +94,13 @@ ejctl() {
 }
 ej_args() { echo "--config-dir $WORK/ejabberd/conf --config $WORK/ejabberd/conf/ejabberd.yml --spool $WORK/ejabberd/spool --logs $WORK/ejabberd/logs --node $EJ_NODE"; }
 ej_start() { ejctl start; ejctl started; }
-ej_stop() { ejctl stop >/dev/null 2>&1 || true; ejctl stopped >/dev/null 2>&1 || true; }
+ej_stop() {
+    ejctl stop >/dev/null 2>&1 || true
+    ejctl stopped >/dev/null 2>&1 || true
+    # The control nodes start epmd; ejabberdctl's own clean-up of it can race with their exit.
+    epmd -names 2>/dev/null | grep -q '^name ' || epmd -kill >/dev/null 2>&1 || true
+}
+ej_running() { [ -f "$WORK/ejabberd/ejabberd.pid" ] && kill -0 "$(cat "$WORK/ejabberd/ejabberd.pid")" 2>/dev/null; }
 
 wait_port() {
     for _ in $(seq 1 100); do
@@ -138,7 +144,7 @@ cleanup() {
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
-    [ -f "$WORK/ejabberd/conf/ejabberdctl.cfg" ] && ej_stop
+    if ej_running; then ej_stop; fi
     exit "$rc"
 }
 trap cleanup EXIT

@@ -462,34 +462,17 @@ impl Cluster {
                 role.as_str()
             );
         }
-        let id = self.nodes.keys().next_back().copied().unwrap_or(0) + 1;
-        let data = tempfile::Builder::new()
-            .prefix(&format!("corvid-node{id}-"))
-            .tempdir()
-            .context("cannot create a node's data folder")?;
-        let (client, grpc) = self.addresses(id, role)?;
-        let mut env = self.env.clone();
-        env.extend([
-            ("CORVID__CLUSTER__BOOTSTRAP".to_owned(), "false".to_owned()),
-            (
-                "CORVID__CLUSTER__MEMBERS".to_owned(),
-                format!("{},{id}={grpc}", self.members),
-            ),
-        ]);
-        let node = Node {
-            id,
-            role,
-            client,
-            grpc,
-            admin: loopback(),
-            env,
-            data,
-            child: None,
-        };
-        self.nodes.insert(id, node);
-        self.spawn(id)?;
-        self.wait_listening(id).await?;
-        Ok(id)
+        let members = self.members.clone();
+        self.start_late(role, |id, grpc| {
+            vec![
+                ("CORVID__CLUSTER__BOOTSTRAP".to_owned(), "false".to_owned()),
+                (
+                    "CORVID__CLUSTER__MEMBERS".to_owned(),
+                    format!("{members},{id}={grpc}"),
+                ),
+            ]
+        })
+        .await
     }
 
     /// Starts one more edge, after the others: it joins the registry group as a learner and
@@ -504,19 +487,29 @@ impl Cluster {
     /// Starts one more edge with `env` on top of the cluster-wide environment and waits only
     /// until it listens (an edge that cannot join never binds). Returns its id.
     pub async fn spawn_edge(&mut self, env: Vec<(String, String)>) -> anyhow::Result<u64> {
+        self.start_late(Role::Edge, |_, _| env).await
+    }
+
+    /// Starts one more node of `role` after the others, with the cluster-wide environment and
+    /// what `extra` gives for its id and gRPC address; waits until it listens. Returns its id.
+    async fn start_late(
+        &mut self,
+        role: Role,
+        extra: impl FnOnce(u64, SocketAddr) -> Vec<(String, String)>,
+    ) -> anyhow::Result<u64> {
         let id = self.nodes.keys().next_back().copied().unwrap_or(0) + 1;
         let data = tempfile::Builder::new()
             .prefix(&format!("corvid-node{id}-"))
             .tempdir()
             .context("cannot create a node's data folder")?;
-        let (client, grpc) = self.addresses(id, Role::Edge)?;
+        let (client, grpc) = self.addresses(id, role)?;
         let node = Node {
             id,
-            role: Role::Edge,
+            role,
             client,
             grpc,
             admin: loopback(),
-            env: self.env.iter().cloned().chain(env).collect(),
+            env: self.env.iter().cloned().chain(extra(id, grpc)).collect(),
             data,
             child: None,
         };

@@ -85,11 +85,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 Err(_) if node.is_some() && cli.config.is_none() => None,
                 Err(e) => return Err(e.into()),
             };
-            // Only used when --node is given (then `settings` may be missing).
-            let defaults = Settings::default();
-            let addr = match node {
-                Some(node) => node,
-                None => cli::cluster::node_address(None, settings.as_ref().unwrap_or(&defaults)),
+            let addr = match (node, &settings) {
+                (Some(node), _) => node,
+                (None, Some(settings)) => cli::cluster::node_address(None, settings),
+                // The configuration loaded unless --node was given (above).
+                (None, None) => {
+                    return Err(CliError::Usage("no --node and no configuration".into()))
+                }
             };
             let transport = match &settings {
                 Some(s) => crate::cluster::transport(&s.cluster.tls)

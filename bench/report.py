@@ -59,6 +59,7 @@ cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
 mem = sh("free -m | awk '/Mem:/{print $2}'")
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 rev = sh(f"git -C {repo} rev-parse --short HEAD")
+cert = os.environ.get("CERT_DESC", "ECDSA P-256")
 prosody = sh("dpkg-query -W -f 'Prosody ${Version}' prosody")
 ejabberd = sh("dpkg-query -W -f 'ejabberd ${Version}' ejabberd")
 lines = ["# Benchmarks: Corvid, Prosody and ejabberd", "",
@@ -74,9 +75,11 @@ lines = ["# Benchmarks: Corvid, Prosody and ejabberd", "",
          f"- {ejabberd} (Debian package)", "",
          "## Configurations", "",
          "`bench/corvid.toml`, `bench/prosody.cfg.lua`, `bench/ejabberd.yml`: loopback only, STARTTLS",
-         "required with the same self-signed RSA-2048 certificate, SCRAM-SHA-1 credentials with 4096",
+         f"required with the same self-signed {cert} certificate, SCRAM-SHA-1 credentials with 4096",
          "iterations stored by each server, no rate limits or shapers, no s2s. Each server is restarted",
          "before every run. The load generator caches SaltedPassword per salt as clients do.", "",
+         "What the figures mean against issue #7's targets, and each optimization with its before and",
+         "after figures: [performance.md](performance.md).", "",
          "## Command", "", "```", command, "```", "",
          *([f"Counts: {scale}."] if scale else []),
          *(["", "**A small run**: these counts are far below the issue's (20,000 accounts, 10,000 idle",

@@ -316,6 +316,12 @@ impl Node {
         self.data.path().join("node.log")
     }
 
+    /// Its process id while it runs (for a tool that kills it from outside, as the load
+    /// generator's `cluster --kill-pid` does).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether its process is running (started and not killed).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -110,23 +110,28 @@ pub enum Scenario {
         hold_secs: u64,
     },
     /// PAIRS sender/receiver pairs of 1:1 chat messages: closed loop to saturation (no RATE), or
-    /// at RATE messages/s in total; latency, lost and reordered counts, server CPU per 1000.
-    Messages {
-        /// Sender/receiver pairs (two accounts each).
-        #[arg(long, default_value_t = 50)]
-        pairs: u64,
-        /// Total messages per second; without it every pair keeps WINDOW messages in flight.
-        #[arg(long)]
-        rate: Option<u64>,
-        /// Messages in flight per pair in the closed loop.
-        #[arg(long, default_value_t = 16)]
-        window: u64,
-        /// Seconds of sending.
-        #[arg(long, default_value_t = 10)]
-        duration_secs: u64,
-        /// Seconds to wait for messages still in flight after sending stops.
-        #[arg(long, default_value_t = 5)]
-        drain_secs: u64,
+    /// at RATE messages/s in total; latency, lost, duplicate and reordered counts, server CPU per
+    /// 1000.
+    Messages(Flow),
+    /// The messages scenario across the edges of a 3-edge cluster: senders on the first edge,
+    /// receivers on the second. With KILL_PID the receivers are on the third edge instead, whose
+    /// server is process KILL_PID: after KILL_AFTER_SECS it is sent SIGKILL, and the receivers
+    /// log in again on the second edge with the same resource. What was lost (by phase: before
+    /// the kill, during the outage, after the receiver's new login), how long until every
+    /// receiver was logged in again and until traffic flowed again.
+    Cluster {
+        /// The STARTTLS client listeners of the three edges, `HOST:PORT,HOST:PORT,HOST:PORT`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        edges: Vec<String>,
+        /// Pairs, rate, window, duration and drain, as for `messages`.
+        #[command(flatten)]
+        flow: Flow,
+        /// The process id of the third edge's server, killed with SIGKILL during the run.
+        #[arg(long, requires = "kill_after_secs")]
+        kill_pid: Option<u32>,
+        /// Seconds after the start of sending at which KILL_PID is killed.
+        #[arg(long, requires = "kill_pid")]
+        kill_after_secs: Option<u64>,
     },
     /// CYCLES login/logout cycles with CONCURRENCY in flight; server RSS and CPU per login over
     /// the first and the last SAMPLE cycles are compared.
@@ -143,15 +148,47 @@ pub enum Scenario {
     },
 }
 
+/// The message flow shared by the `messages` and `cluster` scenarios.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct Flow {
+    /// Sender/receiver pairs (two accounts each).
+    #[arg(long, default_value_t = 50)]
+    pub pairs: u64,
+    /// Total messages per second; without it every pair keeps WINDOW messages in flight.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Messages in flight per pair in the closed loop.
+    #[arg(long, default_value_t = 16)]
+    pub window: u64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Seconds to wait for messages still in flight after sending stops (a message not
+    /// received by then is lost).
+    #[arg(long, default_value_t = 5)]
+    pub drain_secs: u64,
+}
+
 impl Scenario {
     /// The scenario's name as typed.
     pub fn name(&self) -> &'static str {
         match self {
             Scenario::Login { .. } => "login",
             Scenario::Idle { .. } => "idle",
-            Scenario::Messages { .. } => "messages",
+            Scenario::Messages(_) => "messages",
+            Scenario::Cluster { .. } => "cluster",
             Scenario::Churn { .. } => "churn",
         }
+    }
+}
+
+impl Flow {
+    /// Checks the counts; the accounts the pairs need (two each).
+    fn accounts_needed(&self) -> anyhow::Result<u64> {
+        if self.pairs == 0 || self.window == 0 || self.rate == Some(0) {
+            bail!("--pairs, --window and --rate must be at least 1");
+        }
+        self.pairs.checked_mul(2).context("--pairs is too large")
     }
 }
 
@@ -190,16 +227,26 @@ impl Args {
                 }
                 *sessions
             }
-            Scenario::Messages {
-                pairs,
-                rate,
-                window,
-                ..
+            Scenario::Messages(flow) => flow.accounts_needed()?,
+            Scenario::Cluster {
+                edges,
+                flow,
+                kill_pid,
+                kill_after_secs,
             } => {
-                if *pairs == 0 || *window == 0 || *rate == Some(0) {
-                    bail!("--pairs, --window and --rate must be at least 1");
+                if edges.len() != 3 {
+                    bail!(
+                        "--edges needs the three edges' client listeners, got {}",
+                        edges.len()
+                    );
                 }
-                pairs.checked_mul(2).context("--pairs is too large")?
+                if kill_pid.is_some() && flow.rate.is_none() {
+                    bail!("--kill-pid needs --rate: a closed loop stalls on the messages the kill loses");
+                }
+                if kill_after_secs.is_some_and(|s| s >= flow.duration_secs) {
+                    bail!("--kill-after-secs must be less than --duration-secs");
+                }
+                flow.accounts_needed()?
             }
         };
         if needed > self.account_count {
@@ -304,14 +351,93 @@ mod tests {
         assert!(!a.insecure);
         assert_eq!(
             a.scenario,
-            Scenario::Messages {
+            Scenario::Messages(Flow {
                 pairs: 50,
                 rate: Some(5000),
                 window: 16,
                 duration_secs: 10,
                 drain_secs: 5
+            })
+        );
+    }
+
+    #[test]
+    fn cluster_takes_three_edges_the_flow_flags_and_an_optional_kill() {
+        let a = parse(&[
+            "cluster",
+            "--edges",
+            "127.0.0.1:5221,127.0.0.1:5222,127.0.0.1:5223",
+            "--pairs",
+            "20",
+            "--rate",
+            "2000",
+            "--duration-secs",
+            "9",
+            "--kill-pid",
+            "4242",
+            "--kill-after-secs",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(a.scenario.name(), "cluster");
+        assert_eq!(
+            a.scenario,
+            Scenario::Cluster {
+                edges: vec![
+                    "127.0.0.1:5221".into(),
+                    "127.0.0.1:5222".into(),
+                    "127.0.0.1:5223".into()
+                ],
+                flow: Flow {
+                    pairs: 20,
+                    rate: Some(2000),
+                    window: 16,
+                    duration_secs: 9,
+                    drain_secs: 5
+                },
+                kill_pid: Some(4242),
+                kill_after_secs: Some(3),
             }
         );
+        let err = |args: &[&str]| parse(args).unwrap_err().to_string();
+        let edges = "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3";
+        assert!(err(&["cluster", "--edges", "127.0.0.1:1,127.0.0.1:2"]).contains("three edges"));
+        assert!(err(&["cluster"]).contains("--edges"));
+        // A closed loop would wait forever for what the kill loses.
+        assert!(err(&[
+            "cluster",
+            "--edges",
+            edges,
+            "--kill-pid",
+            "1",
+            "--kill-after-secs",
+            "1"
+        ])
+        .contains("--rate"));
+        let late = [
+            "cluster",
+            "--edges",
+            edges,
+            "--rate",
+            "10",
+            "--kill-pid",
+            "1",
+            "--kill-after-secs",
+            "10",
+        ];
+        assert!(err(&late).contains("less than --duration-secs"));
+        // Each of the two kill flags needs the other.
+        assert!(parse(&[
+            "cluster",
+            "--edges",
+            edges,
+            "--rate",
+            "10",
+            "--kill-pid",
+            "1"
+        ])
+        .is_err());
+        assert!(parse(&["cluster", "--edges", edges, "--kill-after-secs", "1"]).is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! # Layout
 //! - `args.rs`: the flags ([`args::Args`]) and the scenarios ([`args::Scenario`]).
 //! - `xmpp.rs`: one client session: login, logout, the message format.
-//! - `scenarios.rs`: `login`, `idle`, `messages` and `churn`.
+//! - `scenarios.rs`: `login`, `idle`, `messages`, `cluster` and `churn`.
+//! - `delivery.rs`: what each pair sent and received: lost, duplicated, bounced, and by phase
+//!   around an edge killed during a `cluster` run.
 //! - `scram.rs`: the SCRAM client, written independently of any server (the test kit uses it
 //!   too, to check Corvid's server side).
 //! - `tls.rs`: rustls connectors (system roots, a CA file, or any certificate on request).
@@ -13,6 +15,7 @@
 //! - `procfs.rs`: the server's CPU time and RSS from `/proc/<pid>`.
 
 pub mod args;
+pub mod delivery;
 pub mod procfs;
 pub mod scenarios;
 pub mod scram;
@@ -21,7 +24,6 @@ pub mod tls;
 pub mod xmpp;
 
 use std::collections::HashMap;
-use std::net::ToSocketAddrs as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,11 +38,7 @@ use crate::tls::Trust;
 /// (`scenario`, `label`, `mechanism`, …) followed by the scenario's measurements.
 pub async fn run(args: &Args) -> anyhow::Result<Value> {
     args.validate()?;
-    let addr = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {}", args.host))?
-        .next()
-        .ok_or_else(|| anyhow!("{} resolves to no address", args.host))?;
+    let addr = resolve(&args.host, (args.host.as_str(), args.port))?;
     let trust = if args.insecure {
         Trust::AnyCertificate
     } else if let Some(ca) = &args.ca_file {
@@ -62,6 +60,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     };
     let measured = scenarios::run(args, &target).await?;
     Ok(result_line(args, measured))
+}
+
+/// The first address `addrs` (named `name` in errors) resolves to.
+pub fn resolve(
+    name: &str,
+    addrs: impl std::net::ToSocketAddrs,
+) -> anyhow::Result<std::net::SocketAddr> {
+    addrs
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {name}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{name} resolves to no address"))
 }
 
 /// The run's parameters and the measurements, as one JSON object (keys in alphabetical order).

@@ -23,6 +23,7 @@ mod im_roster;
 mod interop_slixmpp;
 mod limits;
 mod loadgen;
+mod loadgen_cluster;
 mod negotiation_failures;
 mod redis_backend;
 mod redis_processes;

@@ -469,6 +469,8 @@ async fn flow(
         }
     }
     tokio::time::sleep(layout.settle).await;
+    // Tells this run's messages from those an earlier run left stored offline.
+    let run: u32 = rand::random();
     let base = Instant::now();
     let expected_per_pair = plan
         .rate
@@ -572,7 +574,7 @@ async fn flow(
                 }
                 let Some((seq, sent_us)) = el
                     .child("body", "jabber:client")
-                    .and_then(|b| parse_body(&b.text()))
+                    .and_then(|b| parse_body(&b.text(), run))
                 else {
                     continue;
                 };
@@ -617,7 +619,7 @@ async fn flow(
                     *conditions.entry(error_condition(&el)).or_insert(0) += 1;
                     if let Some((seq, _)) = el
                         .child("body", "jabber:client")
-                        .and_then(|b| parse_body(&b.text()))
+                        .and_then(|b| parse_body(&b.text(), run))
                     {
                         bounced.push(seq);
                     }
@@ -672,7 +674,7 @@ async fn flow(
                         }
                     }
                     let now_us = base.elapsed().as_micros() as u64;
-                    write_message(&mut buf, &to, sent, now_us);
+                    write_message(&mut buf, &to, run, sent, now_us);
                     tx.write_all(buf.as_bytes()).await.context("sending")?;
                     tx.flush().await.context("sending")?;
                     if killing {

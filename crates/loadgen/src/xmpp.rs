@@ -380,21 +380,27 @@ pub async fn logout(mut s: Session, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A chat message from a sender to `to`, with the sequence number and send time (µs since the
-/// run's start) in the body. Written into `out` (cleared first) to reuse its allocation.
-pub fn write_message(out: &mut String, to: &str, seq: u64, sent_us: u64) {
+/// A chat message from a sender to `to`, with the run's id, the sequence number and the send
+/// time (µs since the run's start) in the body. Written into `out` (cleared first) to reuse its
+/// allocation.
+pub fn write_message(out: &mut String, to: &str, run: u32, seq: u64, sent_us: u64) {
     use std::fmt::Write as _;
     out.clear();
     out.push_str("<message type='chat' to='");
     escape_attr(to, out);
     // Writing to a String cannot fail.
-    let _ = write!(out, "'><body>{seq} {sent_us}</body></message>");
+    let _ = write!(out, "'><body>{run:08x} {seq} {sent_us}</body></message>");
 }
 
-/// Reads `seq` and the send time back from a received message's body.
-pub fn parse_body(body: &str) -> Option<(u64, u64)> {
-    let (seq, sent) = body.trim().split_once(' ')?;
-    Some((seq.parse().ok()?, sent.parse().ok()?))
+/// Reads the sequence number and the send time back from a received message's body; `None`
+/// for a body not written by [`write_message`] for run `run` (a message another run left
+/// stored offline is not one of this run's).
+pub fn parse_body(body: &str, run: u32) -> Option<(u64, u64)> {
+    let mut parts = body.trim().splitn(3, ' ');
+    if u32::from_str_radix(parts.next()?, 16).ok()? != run {
+        return None;
+    }
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -405,13 +411,19 @@ mod tests {
     #[test]
     fn message_bodies_round_trip() {
         let mut out = String::from("old");
-        write_message(&mut out, "user2@localhost/lg", 42, 1_234_567);
+        write_message(&mut out, "user2@localhost/lg", 0xbe57, 42, 1_234_567);
         assert_eq!(
             out,
-            "<message type='chat' to='user2@localhost/lg'><body>42 1234567</body></message>"
+            "<message type='chat' to='user2@localhost/lg'><body>0000be57 42 1234567</body></message>"
         );
-        assert_eq!(parse_body("42 1234567"), Some((42, 1_234_567)));
-        assert_eq!(parse_body("hello"), None);
-        assert_eq!(parse_body("1 x"), None);
+        assert_eq!(
+            parse_body("0000be57 42 1234567", 0xbe57),
+            Some((42, 1_234_567))
+        );
+        // Another run's message (stored offline by the server) is not this run's.
+        assert_eq!(parse_body("0000be57 42 1234567", 0xbe58), None);
+        assert_eq!(parse_body("hello", 0xbe57), None);
+        assert_eq!(parse_body("0000be57 1 x", 0xbe57), None);
+        assert_eq!(parse_body("0000be57 1", 0xbe57), None);
     }
 }

@@ -6,7 +6,9 @@
 #   ACCOUNTS=1000 REPS=1 SCALE=small bench/compare.sh   # a quick pass
 #
 # Needs root (apt-get, the ejabberd user). Everything runs on loopback from $WORK; the Debian
-# services apt may start are stopped, nothing else of the system is touched.
+# services apt may start are stopped, nothing else of the system is touched. Corvid also runs as
+# a 3-node cluster (combined nodes, a private redis-server) for the `cluster` scenario, steady and
+# with the third node killed; Prosody and ejabberd are not clustered.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,12 @@ LOADGEN="$ROOT/target/release/corvid-loadgen"
 CORVID="$ROOT/target/release/corvid"
 RESULTS="$WORK/results.jsonl"
 EJ_NODE=corvid-bench@localhost
+# Corvid's 3-node cluster (combined nodes, Redis storage): private Redis, client, gRPC and admin
+# ports of nodes 1..3.
+REDIS_PORT=16379
+CLUSTER_C2S=(16221 16222 16223)
+CLUSTER_GRPC=(17001 17002 17003)
+CLUSTER_ADMIN=(19091 19092 19093)
 
 if [ "$SCALE" = full ]; then
     LOGIN_N=20000; IDLE_S=10000; IDLE_HOLD=60; PAIRS=50; MSG_SECS=20; RATE=5000; CHURN=100000; CHURN_SAMPLE=5000
@@ -30,17 +38,18 @@ fi
 log() { echo "compare.sh: $*" >&2; }
 
 install_servers() {
-    if ! command -v prosody >/dev/null || ! command -v ejabberdctl >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prosody ejabberd lua-unbound
+    if ! command -v prosody >/dev/null || ! command -v ejabberdctl >/dev/null || ! command -v redis-server >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prosody ejabberd lua-unbound redis-server
     fi
     # apt may have started the system instances: stop them (ours run privately).
     service prosody stop >/dev/null 2>&1 || true
     service ejabberd stop >/dev/null 2>&1 || true
+    service redis-server stop >/dev/null 2>&1 || true
 }
 
 prepare() {
     rm -rf "$WORK"
-    mkdir -p "$WORK"/{cert,corvid/data,prosody/data,ejabberd/{conf,spool,logs}}
+    mkdir -p "$WORK"/{cert,corvid/data,prosody/data,ejabberd/{conf,spool,logs},cluster/redis}
     # ECDSA P-256, as certificate authorities issue by default today: with RSA-2048 the private-key
     # operation of every handshake is a fixed cost all three servers pay alike. KEY_TYPE=rsa
     # measures that variant.
@@ -68,6 +77,11 @@ create_accounts() {
     log "creating $ACCOUNTS accounts on each server"
     seq 1 "$ACCOUNTS" | sed "s/.*/user&@localhost,$PASSWORD/" > "$WORK/users.csv"
     "$CORVID" --config "$WORK/corvid.toml" user import --csv "$WORK/users.csv" >&2
+    if wants corvid; then
+        # The same accounts in the cluster's Redis, through the same command and configuration.
+        redis_start
+        (cluster_exports; "$CORVID" --config "$WORK/corvid.toml" user import --csv "$WORK/users.csv" >&2)
+    fi
     # Prosody's internal_hashed store, written directly (prosodyctl register takes ~0.2 s each).
     python3 "$ROOT/bench/prosody_accounts.py" "$WORK/prosody/data" localhost "$ACCOUNTS" "$PASSWORD"
     # ejabberd: one XEP-0227 file with every account, imported in one call (ejabberd derives the
@@ -115,6 +129,87 @@ wait_port() {
     log "nothing listens on port $1"; return 1
 }
 
+wants() { case " $SERVERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# Corvid's cluster: three combined nodes (registry voters and edges) on loopback, sharing one
+# private Redis (docs/cluster.md), with bench/corvid.toml's TLS, limits and SCRAM settings.
+REDIS_PID=
+redis_start() {
+    [ -n "$REDIS_PID" ] && return 0
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+        --dir "$WORK/cluster/redis" > "$WORK/cluster/redis/log" 2>&1 &
+    REDIS_PID=$!
+    wait_port "$REDIS_PORT"
+}
+redis_stop() {
+    [ -z "$REDIS_PID" ] && return 0
+    kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+}
+# The cluster-wide settings, exported into the (sub)shell that calls it.
+cluster_exports() {
+    export CORVID__STORAGE__BACKEND=redis
+    export CORVID__STORAGE__REDIS__URL="redis://127.0.0.1:$REDIS_PORT/0"
+    export CORVID__CLUSTER__ENABLED=true
+    export CORVID__CLUSTER__MEMBERS="1=127.0.0.1:${CLUSTER_GRPC[0]},2=127.0.0.1:${CLUSTER_GRPC[1]},3=127.0.0.1:${CLUSTER_GRPC[2]}"
+}
+CLUSTER_PIDS=()
+cluster_start() {
+    # A fresh Raft group every run (the accounts stay in Redis): no sessions or leases left over.
+    rm -rf "$WORK"/cluster/node{1,2,3}
+    CLUSTER_PIDS=()
+    for n in 1 2 3; do
+        mkdir -p "$WORK/cluster/node$n"
+        # exec: the pid is the server's own (the kill variant kills it by pid).
+        (
+            cluster_exports
+            export CORVID__CLUSTER__NODE_ID=$n
+            export CORVID__CLUSTER__LISTEN="127.0.0.1:${CLUSTER_GRPC[n-1]}"
+            export CORVID__STORAGE__PATH="$WORK/cluster/node$n"
+            export CORVID__C2S__STARTTLS_LISTEN="127.0.0.1:${CLUSTER_C2S[n-1]}"
+            export CORVID__C2S__DIRECT_TLS_LISTEN=
+            export CORVID__ADMIN__LISTEN="127.0.0.1:${CLUSTER_ADMIN[n-1]}"
+            exec "$CORVID" --config "$WORK/corvid.toml" serve > "$WORK/cluster/node$n/log" 2>&1
+        ) &
+        CLUSTER_PIDS+=($!)
+    done
+    for n in 1 2 3; do wait_port "${CLUSTER_C2S[n-1]}"; done
+    # Ready when every node binds a session: a leader exists and each node's lease is live.
+    for n in 1 2 3; do
+        local ok=
+        for _ in $(seq 1 60); do
+            if "$LOADGEN" --port "${CLUSTER_C2S[n-1]}" --domain localhost --accounts 'user{n}' \
+                --account-count 1 --password "$PASSWORD" --insecure --timeout-secs 5 \
+                login --count 1 --concurrency 1 2>/dev/null | grep -q '"errors":0'; then
+                ok=1; break
+            fi
+            sleep 0.5
+        done
+        [ -n "$ok" ] || { log "cluster node $n binds no session"; return 1; }
+    done
+}
+cluster_stop() {
+    local pid
+    for pid in "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${CLUSTER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    CLUSTER_PIDS=()
+}
+
+run_cluster() { # cluster-scenario args...
+    local edges="127.0.0.1:${CLUSTER_C2S[0]},127.0.0.1:${CLUSTER_C2S[1]},127.0.0.1:${CLUSTER_C2S[2]}"
+    for rep in $(seq 1 "$REPS"); do
+        cluster_start
+        # "@PID3@" stands for the third node's pid, known only now.
+        local args=("${@//@PID3@/${CLUSTER_PIDS[2]}}")
+        log "corvid cluster ${args[*]} (run $rep, pids ${CLUSTER_PIDS[*]})"
+        "$LOADGEN" --domain localhost --accounts 'user{n}' --account-count "$ACCOUNTS" \
+            --password "$PASSWORD" --mechanism SCRAM-SHA-1 --insecure --label corvid \
+            cluster --edges "$edges" "${args[@]}" | tee -a "$RESULTS" \
+            || log "corvid cluster ${args[*]}: the load generator failed"
+        cluster_stop
+    done
+}
+
 SERVER_PID=
 start_server() {
     case $1 in
@@ -150,6 +245,8 @@ cleanup() {
         wait "$SERVER_PID" 2>/dev/null || true
     fi
     if ej_running; then ej_stop; fi
+    cluster_stop
+    redis_stop
     exit "$rc"
 }
 trap cleanup EXIT
@@ -178,10 +275,17 @@ main() {
         run "$s" messages --pairs "$PAIRS" --rate "$RATE" --duration-secs "$MSG_SECS"
         run "$s" churn --cycles "$CHURN" --concurrency 50 --sample "$CHURN_SAMPLE"
     done
+    if wants corvid; then
+        # Corvid only: Prosody and ejabberd are not clustered in this comparison.
+        run_cluster --pairs "$PAIRS" --rate "$RATE" --duration-secs "$MSG_SECS"
+        run_cluster --pairs "$PAIRS" --rate "$RATE" --duration-secs "$MSG_SECS" \
+            --kill-pid @PID3@ --kill-after-secs "$((MSG_SECS / 3))"
+        redis_stop
+    fi
     if [ "${KEY_TYPE:-ec}" = rsa ]; then export CERT_DESC=RSA-2048; else export CERT_DESC="ECDSA P-256"; fi
     python3 "$ROOT/bench/report.py" "$RESULTS" "$ROOT/docs/benchmarks.md" \
         "ACCOUNTS=$ACCOUNTS REPS=$REPS SCALE=$SCALE bench/compare.sh" \
-        "$SCALE scale: $ACCOUNTS accounts; login $LOGIN_N logins; idle $IDLE_S sessions held $IDLE_HOLD s; messages $PAIRS pairs for $MSG_SECS s each, closed loop and at $RATE msg/s; churn $CHURN cycles, sampled over $CHURN_SAMPLE; $REPS run(s) of each"
+        "$SCALE scale: $ACCOUNTS accounts; login $LOGIN_N logins; idle $IDLE_S sessions held $IDLE_HOLD s; messages $PAIRS pairs for $MSG_SECS s each, closed loop and at $RATE msg/s; churn $CHURN cycles, sampled over $CHURN_SAMPLE; Corvid cluster $PAIRS pairs at $RATE msg/s for $MSG_SECS s, steady and with the third node killed after $((MSG_SECS / 3)) s; $REPS run(s) of each"
 }
 
 main "$@"

@@ -13,20 +13,33 @@ def sh(cmd):
     except Exception:
         return "?"
 
-# (row title, scenario, mode or None, metric path, unit, higher is better)
+# (row title, scenario, filter on the run (a mode, a cluster variant) or None, metric path, unit,
+# higher is better)
 METRICS = [
     ("logins/s", "login", None, "sessions_per_s", "", True),
     ("login setup p50", "login", None, "setup_ms.p50", "ms", False),
     ("login setup p99", "login", None, "setup_ms.p99", "ms", False),
     ("server CPU per login", "login", None, "server_cpu_ms_per_login", "ms", False),
     ("RSS per idle session", "idle", None, "server_rss_kib_per_session", "KiB", False),
-    ("messages/s at saturation", "messages", "saturation", "msgs_per_s", "", True),
-    ("lost at saturation", "messages", "saturation", "lost", "", False),
-    ("server CPU per 1000 msgs (saturation)", "messages", "saturation", "server_cpu_ms_per_1000_msgs", "ms", False),
-    ("latency p50 at fixed rate", "messages", "rate", "latency_ms.p50", "ms", False),
-    ("latency p99 at fixed rate", "messages", "rate", "latency_ms.p99", "ms", False),
-    ("latency max at fixed rate", "messages", "rate", "latency_ms.max", "ms", False),
-    ("lost / reordered at fixed rate", "messages", "rate", "lost", "", False),
+    ("messages/s at saturation", "messages", {"mode": "saturation"}, "msgs_per_s", "", True),
+    ("lost at saturation", "messages", {"mode": "saturation"}, "lost", "", False),
+    ("server CPU per 1000 msgs (saturation)", "messages", {"mode": "saturation"}, "server_cpu_ms_per_1000_msgs", "ms", False),
+    ("latency p50 at fixed rate", "messages", {"mode": "rate"}, "latency_ms.p50", "ms", False),
+    ("latency p99 at fixed rate", "messages", {"mode": "rate"}, "latency_ms.p99", "ms", False),
+    ("latency max at fixed rate", "messages", {"mode": "rate"}, "latency_ms.max", "ms", False),
+    ("lost / reordered at fixed rate", "messages", {"mode": "rate"}, "lost", "", False),
+    ("cluster, cross-edge: messages/s at fixed rate", "cluster", {"variant": "steady"}, "msgs_per_s", "", True),
+    ("cluster, cross-edge: latency p50", "cluster", {"variant": "steady"}, "latency_ms.p50", "ms", False),
+    ("cluster, cross-edge: latency p99", "cluster", {"variant": "steady"}, "latency_ms.p99", "ms", False),
+    ("cluster, cross-edge: latency max", "cluster", {"variant": "steady"}, "latency_ms.max", "ms", False),
+    ("cluster, cross-edge: lost", "cluster", {"variant": "steady"}, "lost", "", False),
+    ("cluster, edge killed: lost", "cluster", {"variant": "kill"}, "lost", "", False),
+    ("… sent before the kill", "cluster", {"variant": "kill"}, "lost_by_phase.before_kill", "", False),
+    ("… sent during the outage", "cluster", {"variant": "kill"}, "lost_by_phase.during_outage", "", False),
+    ("… sent after the new login", "cluster", {"variant": "kill"}, "lost_by_phase.after_relogin", "", False),
+    ("cluster, edge killed: bounced to the sender", "cluster", {"variant": "kill"}, "bounced", "", False),
+    ("cluster, edge killed: reconnect_ms (all receivers back)", "cluster", {"variant": "kill"}, "reconnect_ms", "ms", False),
+    ("cluster, edge killed: recovery_ms (first message after)", "cluster", {"variant": "kill"}, "recovery_ms", "ms", False),
     ("churn: CPU per login, start", "churn", None, "server_cpu_ms_per_login_start", "ms", False),
     ("churn: CPU per login, end", "churn", None, "server_cpu_ms_per_login_end", "ms", False),
     ("churn: RSS growth", "churn", None, "server_rss_growth_pct", "%", False),
@@ -40,12 +53,12 @@ def get(run, path):
         v = v.get(k) if isinstance(v, dict) else None
     return v
 
-def values(server, scenario, mode, path):
+def values(server, scenario, where, path):
     out = []
     for r in runs:
         if r["label"] != server or (scenario and r["scenario"] != scenario):
             continue
-        if mode and r.get("mode") != mode:
+        if where and any(r.get(k) != v for k, v in where.items()):
             continue
         v = get(r, path)
         if isinstance(v, (int, float)):
@@ -86,15 +99,31 @@ lines = ["# Benchmarks: Corvid, Prosody and ejabberd", "",
              "sessions, 100,000 churn cycles, 5,000 msg/s); read the figures as a first look, not as the",
              "comparison issue #7 asks for."] if scale.startswith("small") else []), "",
          "Each scenario's exact load-generator flags are in the raw results below.", "",
+         *(["## Cluster (Corvid only)", "",
+            "Prosody and ejabberd are not clustered in this comparison: the `cluster` rows are Corvid's",
+            "alone. Three `corvid serve` processes on loopback, each a combined node (Raft voter and",
+            "edge, docs/cluster.md) with `bench/corvid.toml`'s certificate, limits and SCRAM settings and",
+            "Redis storage (Debian's redis-server, a private instance) holding the same accounts, imported",
+            "with `corvid user import`. `corvid-loadgen cluster` logs the senders in on node 1 and the",
+            "receivers on node 2: every message crosses edges over the router's gRPC stream (the issue's",
+            "target: cross-edge p99 at most 1 ms at a fixed rate). In the kill variant the receivers are on",
+            "node 3, which the load generator kills with SIGKILL a third of the way in; they log in again",
+            "on node 2 with the same resource. A message is lost if it has not arrived by the end of the",
+            "drain (5 s after sending stops); lost messages are counted by when they were sent: before the",
+            "kill, during the outage (until that pair's receiver was logged in again), or after.",
+            "`bounced` counts those the server returned to the sender as errors; `reconnect_ms` runs from",
+            "the kill to the last receiver logged in again, `recovery_ms` to the first message received on",
+            "a new session. Each run starts a fresh Raft group (the accounts stay in Redis).", ""]
+           if any(r["scenario"] == "cluster" for r in runs) else []),
          "## Results", "",
          "Median over the runs, the range (min–max) in brackets; the ratio compares Corvid with the",
          "better of the other two (>1 means Corvid is better).", ""]
 header = "| metric | " + " | ".join(servers) + " | Corvid vs best other |"
 lines += [header, "|" + "---|" * (len(servers) + 2)]
-for title, scenario, mode, path, unit, higher in METRICS:
+for title, scenario, where, path, unit, higher in METRICS:
     cells, medians = [], {}
     for s in servers:
-        v = values(s, scenario, mode, path)
+        v = values(s, scenario, where, path)
         if not v:
             cells.append("–")
             continue
@@ -111,7 +140,7 @@ for title, scenario, mode, path, unit, higher in METRICS:
         cells.append(cell)
     ratio = "–"
     others = [medians[s] for s in medians if s != "corvid"]
-    if "corvid" in medians and others and path not in ("lost", "errors"):
+    if "corvid" in medians and others and path not in ("lost", "errors") and scenario != "cluster":
         best = max(others) if higher else min(others)
         c = medians["corvid"]
         if higher and best > 0:

@@ -2,6 +2,24 @@
 //! client does — TCP, STARTTLS, SASL (SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN), resource binding,
 //! initial presence — and measures one scenario per run, printing one JSON line of results.
 //!
+//! # The `cluster` scenario
+//! The `messages` flow across the edges of a 3-edge cluster (`--edges A,B,C`, their STARTTLS
+//! listeners): senders on A, receivers on B, so every message crosses edges. With
+//! `--kill-pid PID --kill-after-secs S` the receivers are on C instead, whose server is PID; S
+//! seconds in, the generator runs `kill -9 PID`, each receiver sees its stream end and logs in
+//! again on B with the same resource and initial presence (whatever the server stored offline
+//! for it then arrives and counts). The kill variant needs `--rate` (a closed loop would wait on
+//! the lost messages). Besides the `messages` figures, the line has `lost_by_phase` and
+//! `bounced_by_phase` (sent before the kill, during the pair's outage, after its receiver's new
+//! login), `bounced_conditions`, `relogged_in`, `reconnect_ms` (kill to the last receiver
+//! logged in again) and `recovery_ms` (kill to the first message received on a new session).
+//! `bench/compare.sh` runs both variants against three Corvid nodes.
+//!
+//! ```sh
+//! corvid-loadgen --insecure cluster --edges 127.0.0.1:5221,127.0.0.1:5222,127.0.0.1:5223 \
+//!     --pairs 50 --rate 5000 --duration-secs 20 --kill-pid 4242 --kill-after-secs 6
+//! ```
+//!
 //! # Layout
 //! - `args.rs`: the flags ([`args::Args`]) and the scenarios ([`args::Scenario`]).
 //! - `xmpp.rs`: one client session: login, logout, the message format.

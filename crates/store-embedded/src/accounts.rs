@@ -1,17 +1,16 @@
 //! [`AccountStore`] on the `accounts` table; deletion also sweeps every user-data table.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use corvid_jid::BareJid;
 use corvid_sasl::StoredCredentials;
 use corvid_storage::{AccountStore, ImportReport, StoreError, StoreResult};
-use redb::{Database, ReadableTable};
+use redb::ReadableTable;
 
-use crate::blocking::{run, Context};
+use crate::blocking::{read, run, Context};
 use crate::tables::{
     decode_credentials, encode_credentials, successor, ACCOUNTS, ARCHIVE, ARCHIVE_COUNT, KV, MAP,
 };
+use crate::writer::Db;
 
 /// Accounts imported per write transaction: large enough that 10,000 accounts cost a couple of
 /// fsyncs, small enough that one transaction's dirty pages stay a few megabytes.
@@ -19,12 +18,12 @@ const IMPORT_BATCH: usize = 4096;
 
 /// The account store of an [`crate::EmbeddedStore`].
 pub(crate) struct EmbeddedAccounts {
-    db: Arc<Database>,
+    db: Db,
 }
 
 impl EmbeddedAccounts {
     /// A handle on `db`.
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: Db) -> Self {
         Self { db }
     }
 }
@@ -33,51 +32,51 @@ impl EmbeddedAccounts {
 impl AccountStore for EmbeddedAccounts {
     async fn create(&self, jid: &BareJid, creds: &StoredCredentials) -> StoreResult<()> {
         let (user, value) = (jid.to_string(), encode_credentials(creds)?);
-        run(&self.db, move |db| {
-            let tx = db.begin_write().context("begin create")?;
-            {
-                let mut accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
-                if accounts
-                    .get(user.as_str())
-                    .context("read account")?
-                    .is_some()
+        self.db
+            .write("account create", move |tx| {
                 {
-                    return Err(StoreError::AlreadyExists);
+                    let mut accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
+                    if accounts
+                        .get(user.as_str())
+                        .context("read account")?
+                        .is_some()
+                    {
+                        return Err(StoreError::AlreadyExists);
+                    }
+                    accounts
+                        .insert(user.as_str(), value.as_slice())
+                        .context("insert account")?;
                 }
-                accounts
-                    .insert(user.as_str(), value.as_slice())
-                    .context("insert account")?;
-            }
-            tx.commit().context("commit create")
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 
     async fn set_credentials(&self, jid: &BareJid, creds: &StoredCredentials) -> StoreResult<()> {
         let (user, value) = (jid.to_string(), encode_credentials(creds)?);
-        run(&self.db, move |db| {
-            let tx = db.begin_write().context("begin set_credentials")?;
-            {
-                let mut accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
-                if accounts
-                    .get(user.as_str())
-                    .context("read account")?
-                    .is_none()
+        self.db
+            .write("account set_credentials", move |tx| {
                 {
-                    return Err(StoreError::NotFound);
+                    let mut accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
+                    if accounts
+                        .get(user.as_str())
+                        .context("read account")?
+                        .is_none()
+                    {
+                        return Err(StoreError::NotFound);
+                    }
+                    accounts
+                        .insert(user.as_str(), value.as_slice())
+                        .context("update account")?;
                 }
-                accounts
-                    .insert(user.as_str(), value.as_slice())
-                    .context("update account")?;
-            }
-            tx.commit().context("commit set_credentials")
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 
     async fn credentials(&self, jid: &BareJid) -> StoreResult<Option<StoredCredentials>> {
         let user = jid.to_string();
-        run(&self.db, move |db| {
+        read(self.db.database(), move |db| {
             let tx = db.begin_read().context("begin read")?;
             let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
             let found = accounts.get(user.as_str()).context("read account")?;
@@ -85,45 +84,43 @@ impl AccountStore for EmbeddedAccounts {
                 .map(|value| decode_credentials(&user, value.value()))
                 .transpose()
         })
-        .await
     }
 
     async fn delete(&self, jid: &BareJid) -> StoreResult<bool> {
         let user = jid.to_string();
-        run(&self.db, move |db| {
-            let next = successor(&user);
-            let (user, next) = (user.as_str(), next.as_str());
-            let tx = db.begin_write().context("begin delete")?;
-            let existed = {
-                let mut accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
-                let existed = accounts.remove(user).context("remove account")?.is_some();
-                // Every user-data key starts with the user, so each sweep is one exact range.
-                let mut kv = tx.open_table(KV).context("open kv")?;
-                kv.retain_in((user, "")..(next, ""), |_, _| false)
-                    .context("remove kv")?;
-                let mut map = tx.open_table(MAP).context("open map")?;
-                map.retain_in((user, "", "")..(next, "", ""), |_, _| false)
-                    .context("remove map")?;
-                let mut archive = tx.open_table(ARCHIVE).context("open archive")?;
-                archive
-                    .retain_in((user, "", 0)..(next, "", 0), |_, _| false)
-                    .context("remove archive")?;
-                let mut counts = tx
-                    .open_table(ARCHIVE_COUNT)
-                    .context("open archive counts")?;
-                counts
-                    .retain_in((user, "")..(next, ""), |_, _| false)
-                    .context("remove archive counts")?;
-                existed
-            };
-            tx.commit().context("commit delete")?;
-            Ok(existed)
-        })
-        .await
+        self.db
+            .write("account delete", move |tx| {
+                let next = successor(&user);
+                let (user, next) = (user.as_str(), next.as_str());
+                let existed = {
+                    let mut accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
+                    let existed = accounts.remove(user).context("remove account")?.is_some();
+                    // Every user-data key starts with the user, so each sweep is one exact range.
+                    let mut kv = tx.open_table(KV).context("open kv")?;
+                    kv.retain_in((user, "")..(next, ""), |_, _| false)
+                        .context("remove kv")?;
+                    let mut map = tx.open_table(MAP).context("open map")?;
+                    map.retain_in((user, "", "")..(next, "", ""), |_, _| false)
+                        .context("remove map")?;
+                    let mut archive = tx.open_table(ARCHIVE).context("open archive")?;
+                    archive
+                        .retain_in((user, "", 0)..(next, "", 0), |_, _| false)
+                        .context("remove archive")?;
+                    let mut counts = tx
+                        .open_table(ARCHIVE_COUNT)
+                        .context("open archive counts")?;
+                    counts
+                        .retain_in((user, "")..(next, ""), |_, _| false)
+                        .context("remove archive counts")?;
+                    existed
+                };
+                Ok(existed)
+            })
+            .await
     }
 
     async fn list(&self) -> StoreResult<Vec<BareJid>> {
-        run(&self.db, |db| {
+        run(self.db.database(), |db| {
             let tx = db.begin_read().context("begin read")?;
             let accounts = tx.open_table(ACCOUNTS).context("open accounts")?;
             let mut jids = Vec::new();
@@ -144,7 +141,7 @@ impl AccountStore for EmbeddedAccounts {
 
     async fn import(&self, accounts: &[(BareJid, StoredCredentials)]) -> StoreResult<ImportReport> {
         let accounts: Vec<(BareJid, StoredCredentials)> = accounts.to_vec();
-        run(&self.db, move |db| {
+        run(self.db.database(), move |db| {
             let mut report = ImportReport::default();
             for batch in accounts.chunks(IMPORT_BATCH) {
                 let tx = db.begin_write().context("begin import")?;

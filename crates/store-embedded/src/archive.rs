@@ -11,20 +11,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use corvid_jid::BareJid;
 use corvid_storage::{ArchiveStore, StoreError, StoreResult};
-use redb::{Database, ReadableTable};
+use redb::ReadableTable;
 
-use crate::blocking::{run, Context};
+use crate::blocking::{read, Context};
 use crate::tables::{ARCHIVE, ARCHIVE_COUNT, ARCHIVE_SEQ};
+use crate::writer::Db;
 
 /// One named archive store of an [`crate::EmbeddedStore`].
 pub(crate) struct EmbeddedArchive {
-    db: Arc<Database>,
+    db: Db,
     name: Arc<str>,
 }
 
 impl EmbeddedArchive {
     /// A handle on the store `name` in `db`.
-    pub(crate) fn new(db: Arc<Database>, name: &str) -> Self {
+    pub(crate) fn new(db: Db, name: &str) -> Self {
         Self {
             db,
             name: name.into(),
@@ -41,44 +42,44 @@ impl ArchiveStore for EmbeddedArchive {
         max_items: Option<usize>,
     ) -> StoreResult<u64> {
         let (user, name, value) = (user.to_string(), Arc::clone(&self.name), value.to_vec());
-        run(&self.db, move |db| {
-            let key = (user.as_str(), &*name);
-            // Count, check and insert in one write transaction: concurrent appends cannot
-            // both see room for one more item.
-            let tx = db.begin_write().context("begin append")?;
-            let id = {
-                let mut counts = tx
-                    .open_table(ARCHIVE_COUNT)
-                    .context("open archive counts")?;
-                let count = counts
-                    .get(key)
-                    .context("read archive count")?
-                    .map_or(0, |c| c.value());
-                if max_items.is_some_and(|max| count >= u64::try_from(max).unwrap_or(u64::MAX)) {
-                    return Err(StoreError::LimitReached);
-                }
-                let mut seq = tx.open_table(ARCHIVE_SEQ).context("open archive ids")?;
-                let last = seq
-                    .get(&*name)
-                    .context("read archive id")?
-                    .map_or(0, |s| s.value());
-                let id = last
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::Corrupt(format!("archive {name}: ids exhausted")))?;
-                seq.insert(&*name, id).context("write archive id")?;
-                tx.open_table(ARCHIVE)
-                    .context("open archive")?
-                    .insert((key.0, key.1, id), value.as_slice())
-                    .context("write archive item")?;
-                counts
-                    .insert(key, count.saturating_add(1))
-                    .context("write archive count")?;
-                id
-            };
-            tx.commit().context("commit append")?;
-            Ok(id)
-        })
-        .await
+        self.db
+            .write("archive append", move |tx| {
+                let key = (user.as_str(), &*name);
+                // Count, check and insert in one write transaction: concurrent appends cannot
+                // both see room for one more item.
+                let id = {
+                    let mut counts = tx
+                        .open_table(ARCHIVE_COUNT)
+                        .context("open archive counts")?;
+                    let count = counts
+                        .get(key)
+                        .context("read archive count")?
+                        .map_or(0, |c| c.value());
+                    if max_items.is_some_and(|max| count >= u64::try_from(max).unwrap_or(u64::MAX))
+                    {
+                        return Err(StoreError::LimitReached);
+                    }
+                    let mut seq = tx.open_table(ARCHIVE_SEQ).context("open archive ids")?;
+                    let last = seq
+                        .get(&*name)
+                        .context("read archive id")?
+                        .map_or(0, |s| s.value());
+                    let id = last.checked_add(1).ok_or_else(|| {
+                        StoreError::Corrupt(format!("archive {name}: ids exhausted"))
+                    })?;
+                    seq.insert(&*name, id).context("write archive id")?;
+                    tx.open_table(ARCHIVE)
+                        .context("open archive")?
+                        .insert((key.0, key.1, id), value.as_slice())
+                        .context("write archive item")?;
+                    counts
+                        .insert(key, count.saturating_add(1))
+                        .context("write archive count")?;
+                    id
+                };
+                Ok(id)
+            })
+            .await
     }
 
     async fn range(
@@ -88,7 +89,7 @@ impl ArchiveStore for EmbeddedArchive {
         limit: usize,
     ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         let (user, name) = (user.to_string(), Arc::clone(&self.name));
-        run(&self.db, move |db| {
+        read(self.db.database(), move |db| {
             let first = match after {
                 None => 0,
                 Some(after) => match after.checked_add(1) {
@@ -111,7 +112,6 @@ impl ArchiveStore for EmbeddedArchive {
             }
             Ok(items)
         })
-        .await
     }
 
     async fn remove(&self, user: &BareJid, ids: &[u64]) -> StoreResult<usize> {
@@ -121,47 +121,46 @@ impl ArchiveStore for EmbeddedArchive {
         if ids.is_empty() {
             return Ok(0);
         }
-        run(&self.db, move |db| {
-            let key = (user.as_str(), &*name);
-            let tx = db.begin_write().context("begin remove")?;
-            let removed = {
-                let mut archive = tx.open_table(ARCHIVE).context("open archive")?;
-                let mut removed = 0usize;
-                for id in ids {
-                    if archive
-                        .remove((key.0, key.1, id))
-                        .context("remove archive item")?
-                        .is_some()
-                    {
-                        removed += 1;
+        self.db
+            .write("archive remove", move |tx| {
+                let key = (user.as_str(), &*name);
+                let removed = {
+                    let mut archive = tx.open_table(ARCHIVE).context("open archive")?;
+                    let mut removed = 0usize;
+                    for &id in &ids {
+                        if archive
+                            .remove((key.0, key.1, id))
+                            .context("remove archive item")?
+                            .is_some()
+                        {
+                            removed += 1;
+                        }
                     }
-                }
-                if removed > 0 {
-                    let mut counts = tx
-                        .open_table(ARCHIVE_COUNT)
-                        .context("open archive counts")?;
-                    let count = counts
-                        .get(key)
-                        .context("read archive count")?
-                        .map_or(0, |c| c.value());
-                    let left = count.saturating_sub(u64::try_from(removed).unwrap_or(u64::MAX));
-                    if left == 0 {
-                        counts.remove(key).context("remove archive count")?;
-                    } else {
-                        counts.insert(key, left).context("write archive count")?;
+                    if removed > 0 {
+                        let mut counts = tx
+                            .open_table(ARCHIVE_COUNT)
+                            .context("open archive counts")?;
+                        let count = counts
+                            .get(key)
+                            .context("read archive count")?
+                            .map_or(0, |c| c.value());
+                        let left = count.saturating_sub(u64::try_from(removed).unwrap_or(u64::MAX));
+                        if left == 0 {
+                            counts.remove(key).context("remove archive count")?;
+                        } else {
+                            counts.insert(key, left).context("write archive count")?;
+                        }
                     }
-                }
-                removed
-            };
-            tx.commit().context("commit remove")?;
-            Ok(removed)
-        })
-        .await
+                    removed
+                };
+                Ok(removed)
+            })
+            .await
     }
 
     async fn count(&self, user: &BareJid) -> StoreResult<usize> {
         let (user, name) = (user.to_string(), Arc::clone(&self.name));
-        run(&self.db, move |db| {
+        read(self.db.database(), move |db| {
             let tx = db.begin_read().context("begin read")?;
             let counts = tx
                 .open_table(ARCHIVE_COUNT)
@@ -174,24 +173,23 @@ impl ArchiveStore for EmbeddedArchive {
                 StoreError::Corrupt(format!("archive {name}: count {count} too large"))
             })
         })
-        .await
     }
 
     async fn clear(&self, user: &BareJid) -> StoreResult<()> {
         let (user, name) = (user.to_string(), Arc::clone(&self.name));
-        run(&self.db, move |db| {
-            let key = (user.as_str(), &*name);
-            let tx = db.begin_write().context("begin clear")?;
-            tx.open_table(ARCHIVE)
-                .context("open archive")?
-                .retain_in((key.0, key.1, 0)..=(key.0, key.1, u64::MAX), |_, _| false)
-                .context("clear archive")?;
-            tx.open_table(ARCHIVE_COUNT)
-                .context("open archive counts")?
-                .remove(key)
-                .context("clear archive count")?;
-            tx.commit().context("commit clear")
-        })
-        .await
+        self.db
+            .write("archive clear", move |tx| {
+                let key = (user.as_str(), &*name);
+                tx.open_table(ARCHIVE)
+                    .context("open archive")?
+                    .retain_in((key.0, key.1, 0)..=(key.0, key.1, u64::MAX), |_, _| false)
+                    .context("clear archive")?;
+                tx.open_table(ARCHIVE_COUNT)
+                    .context("open archive counts")?
+                    .remove(key)
+                    .context("clear archive count")?;
+                Ok(())
+            })
+            .await
     }
 }

@@ -31,6 +31,23 @@ where
     }
 }
 
+/// Runs a point read or a short scan inline on the calling thread. redb serves it from its page
+/// cache (or the kernel's) in microseconds: less than the two thread switches of handing it to
+/// the blocking pool and back, which cost more CPU than the read itself on a login's path. Long
+/// scans (every account, a whole user's export) still go through [`run`]. A panic in redb is
+/// contained here as in [`run`].
+pub(crate) fn read<T, F>(db: &Database, work: F) -> StoreResult<T>
+where
+    F: FnOnce(&Database) -> StoreResult<T>,
+{
+    std::panic::catch_unwind(AssertUnwindSafe(|| work(db))).unwrap_or_else(|panic| {
+        Err(StoreError::Unavailable(format!(
+            "storage read failed: {}",
+            crate::panic_message(panic.as_ref())
+        )))
+    })
+}
+
 /// Converts redb results, naming what was being done.
 pub(crate) trait Context<T> {
     /// Maps the error: corruption is [`StoreError::Corrupt`], an oversized value is

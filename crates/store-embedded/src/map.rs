@@ -5,20 +5,20 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use corvid_jid::BareJid;
 use corvid_storage::{MapStore, StoreResult};
-use redb::Database;
 
-use crate::blocking::{run, Context};
+use crate::blocking::{read, Context};
 use crate::tables::{successor, MAP};
+use crate::writer::Db;
 
 /// One named map store of an [`crate::EmbeddedStore`].
 pub(crate) struct EmbeddedMap {
-    db: Arc<Database>,
+    db: Db,
     name: Arc<str>,
 }
 
 impl EmbeddedMap {
     /// A handle on the store `name` in `db`.
-    pub(crate) fn new(db: Arc<Database>, name: &str) -> Self {
+    pub(crate) fn new(db: Db, name: &str) -> Self {
         Self {
             db,
             name: name.into(),
@@ -30,7 +30,7 @@ impl EmbeddedMap {
 impl MapStore for EmbeddedMap {
     async fn get(&self, user: &BareJid, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (user, name, key) = (user.to_string(), Arc::clone(&self.name), key.to_owned());
-        run(&self.db, move |db| {
+        read(self.db.database(), move |db| {
             let tx = db.begin_read().context("begin read")?;
             let table = tx.open_table(MAP).context("open map")?;
             let found = table
@@ -38,42 +38,40 @@ impl MapStore for EmbeddedMap {
                 .context("read map")?;
             Ok(found.map(|v| v.value().to_vec()))
         })
-        .await
     }
 
     async fn set(&self, user: &BareJid, key: &str, value: &[u8]) -> StoreResult<()> {
         let (user, name) = (user.to_string(), Arc::clone(&self.name));
         let (key, value) = (key.to_owned(), value.to_vec());
-        run(&self.db, move |db| {
-            let tx = db.begin_write().context("begin map set")?;
-            tx.open_table(MAP)
-                .context("open map")?
-                .insert((user.as_str(), &*name, key.as_str()), value.as_slice())
-                .context("write map")?;
-            tx.commit().context("commit map set")
-        })
-        .await
+        self.db
+            .write("map set", move |tx| {
+                tx.open_table(MAP)
+                    .context("open map")?
+                    .insert((user.as_str(), &*name, key.as_str()), value.as_slice())
+                    .context("write map")?;
+                Ok(())
+            })
+            .await
     }
 
     async fn delete(&self, user: &BareJid, key: &str) -> StoreResult<bool> {
         let (user, name, key) = (user.to_string(), Arc::clone(&self.name), key.to_owned());
-        run(&self.db, move |db| {
-            let tx = db.begin_write().context("begin map delete")?;
-            let existed = tx
-                .open_table(MAP)
-                .context("open map")?
-                .remove((user.as_str(), &*name, key.as_str()))
-                .context("remove map entry")?
-                .is_some();
-            tx.commit().context("commit map delete")?;
-            Ok(existed)
-        })
-        .await
+        self.db
+            .write("map delete", move |tx| {
+                let existed = tx
+                    .open_table(MAP)
+                    .context("open map")?
+                    .remove((user.as_str(), &*name, key.as_str()))
+                    .context("remove map entry")?
+                    .is_some();
+                Ok(existed)
+            })
+            .await
     }
 
     async fn all(&self, user: &BareJid) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let (user, name) = (user.to_string(), Arc::clone(&self.name));
-        run(&self.db, move |db| {
+        read(self.db.database(), move |db| {
             let next = successor(&name);
             let tx = db.begin_read().context("begin read")?;
             let table = tx.open_table(MAP).context("open map")?;
@@ -87,23 +85,22 @@ impl MapStore for EmbeddedMap {
             }
             Ok(entries)
         })
-        .await
     }
 
     async fn clear(&self, user: &BareJid) -> StoreResult<()> {
         let (user, name) = (user.to_string(), Arc::clone(&self.name));
-        run(&self.db, move |db| {
-            let next = successor(&name);
-            let tx = db.begin_write().context("begin map clear")?;
-            tx.open_table(MAP)
-                .context("open map")?
-                .retain_in(
-                    (user.as_str(), &*name, "")..(user.as_str(), next.as_str(), ""),
-                    |_, _| false,
-                )
-                .context("clear map")?;
-            tx.commit().context("commit map clear")
-        })
-        .await
+        self.db
+            .write("map clear", move |tx| {
+                let next = successor(&name);
+                tx.open_table(MAP)
+                    .context("open map")?
+                    .retain_in(
+                        (user.as_str(), &*name, "")..(user.as_str(), next.as_str(), ""),
+                        |_, _| false,
+                    )
+                    .context("clear map")?;
+                Ok(())
+            })
+            .await
     }
 }

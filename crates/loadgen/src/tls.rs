@@ -102,6 +102,10 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> anyhow::Result<ClientConf
             .with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // Every connection is a full handshake, as for a client connecting for the first time: a
+    // resumed one skips the server's signature and would make login figures depend on which
+    // servers hand out tickets and how many.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 

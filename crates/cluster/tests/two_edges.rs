@@ -281,7 +281,8 @@ async fn five_hundred_messages_arrive_in_the_order_alice_sent_them() {
 }
 
 #[tokio::test]
-async fn a_message_to_a_session_that_vanished_on_node_2_comes_back_to_alice_as_an_error() {
+async fn a_message_to_a_session_that_vanished_on_node_2_is_handled_as_for_an_unavailable_resource()
+{
     let cluster = Cluster::start(quick()).await;
     let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
     let bob = Persona::bind(&cluster.node2, BOB, 16).await;
@@ -308,8 +309,11 @@ async fn a_message_to_a_session_that_vanished_on_node_2_comes_back_to_alice_as_a
         .router
         .route(chat(ALICE, BOB, "m1", "anyone there?"))
         .await;
+    // RFC 6121 §8.5.3.2.1: a chat message for a full JID with no such session is handled as
+    // if sent to the bare JID; Bob has no other resource, and this router has no offline
+    // storage, so §8.5.2.2.1's error comes back.
     let reply = alice.receive().await;
-    assert_error(&reply, "m1", "recipient-unavailable");
+    assert_error(&reply, "m1", "service-unavailable");
     assert_eq!(reply.from().map(ToString::to_string).as_deref(), Some(BOB));
 }
 
@@ -339,12 +343,14 @@ async fn a_stale_route_to_a_session_id_now_held_by_someone_else_is_not_delivered
         .router
         .route(chat(ALICE, BOB, "m1", "for bob only"))
         .await;
-    assert_error(&alice.receive().await, "m1", "recipient-unavailable");
+    // As for any vanished session (RFC 6121 §8.5.3.2.1, then §8.5.2.2.1 without storage).
+    assert_error(&alice.receive().await, "m1", "service-unavailable");
     carol.has_nothing_more();
 }
 
 #[tokio::test]
-async fn a_full_mailbox_on_node_2_is_an_error_for_alice_not_a_buffer() {
+async fn a_full_mailbox_on_node_2_is_not_a_buffer_the_message_goes_as_for_an_unavailable_resource()
+{
     let cluster = Cluster::start(quick()).await;
     let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
     // Bob's client is stuck: his mailbox holds one stanza and nobody drains it.
@@ -353,14 +359,15 @@ async fn a_full_mailbox_on_node_2_is_an_error_for_alice_not_a_buffer() {
     let router = &cluster.node1.router;
     router.route(chat(ALICE, BOB, "m1", "first")).await;
     router.route(chat(ALICE, BOB, "m2", "second")).await;
-    assert_error(&alice.receive().await, "m2", "recipient-unavailable");
+    // Not queued beyond the mailbox: handled as for an unavailable resource (no other one,
+    // no offline storage here: RFC 6121 §8.5.2.2.1's error).
+    assert_error(&alice.receive().await, "m2", "service-unavailable");
     assert_eq!(body(&bob.receive().await), "first");
     bob.has_nothing_more();
 }
 
 #[tokio::test]
-async fn with_node_2_stopped_alice_gets_an_error_within_the_timeout_and_delivery_resumes_when_it_is_back(
-) {
+async fn with_node_2_stopped_alice_hears_within_the_timeout_and_delivery_resumes_when_it_is_back() {
     let config = quick();
     let mut cluster = Cluster::start(config).await;
     let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
@@ -381,7 +388,9 @@ async fn with_node_2_stopped_alice_gets_an_error_within_the_timeout_and_delivery
         .router
         .route(chat(ALICE, BOB, "m2", "while down"))
         .await;
-    assert_error(&alice.receive().await, "m2", "recipient-unavailable");
+    // Node 2 cannot be reached: Bob's session there is handled as unavailable (RFC 6121
+    // §8.5.3.2.1); with no other resource and no offline storage here, §8.5.2.2.1's error.
+    assert_error(&alice.receive().await, "m2", "service-unavailable");
     assert!(
         started.elapsed() <= config.timeout + Duration::from_millis(500),
         "the error took {:?}",
@@ -547,4 +556,32 @@ async fn to_route_reaches_the_named_session_on_either_node_only_while_it_holds_t
     let moved = route(2, "bob@example.org/elsewhere", bob.session);
     assert!(!sender.to_route(&moved, st(bob_bare)).await);
     bob.has_nothing_more();
+}
+
+#[tokio::test]
+async fn a_message_for_a_session_on_a_stopped_node_goes_to_the_accounts_other_available_resource() {
+    let mut cluster = Cluster::start(quick()).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    let bob = Persona::bind(&cluster.node2, BOB, 16).await;
+    let mut bob_phone = Persona::bind(&cluster.node1, "bob@example.org/phone", 16).await;
+    for persona in [&bob, &bob_phone] {
+        cluster
+            .registry
+            .set_presence(&persona.jid, persona.session, true, 0)
+            .await;
+    }
+
+    // Node 2 dies while the table still lists Bob's laptop there.
+    cluster.node2.stop_server().await;
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m1", "where are you?"))
+        .await;
+    // RFC 6121 §8.5.3.2.1: a chat message to a full JID that no session takes is handled as
+    // sent to the bare JID, §8.5.2.1.1: the available resource with the highest priority.
+    let got = bob_phone.receive().await;
+    assert_eq!(body(&got), "where are you?");
+    assert_eq!(got.id(), Some("m1"));
+    alice.has_nothing_more();
 }

@@ -345,32 +345,24 @@ impl Router {
             &resources,
             account_exists,
         );
+        self.act(decision, stanza, target.as_ref()).await
+    }
+
+    /// Carries out a routing decision for `stanza`, addressed to `target`'s account.
+    async fn act(
+        &self,
+        decision: Decision,
+        stanza: Stanza,
+        target: Option<&BareJid>,
+    ) -> Vec<Stanza> {
         match decision {
-            Decision::Deliver(routes) => self
-                .deliver(target.as_ref(), stanza, routes)
-                .await
-                .into_iter()
-                .collect(),
+            Decision::Deliver(routes) => self.deliver(target, stanza, routes).await,
             Decision::Server(target) => self.handle_iq(target, stanza).await,
             Decision::Broadcast => {
                 self.presence_broadcast(&stanza).await;
                 Vec::new()
             }
-            // RFC 6121 §8.5.2.2.1: store it if a module can, else service-unavailable.
-            Decision::Offline => {
-                if let Some(account) = target.as_ref() {
-                    let mut ev = Event::OfflineMessage {
-                        account,
-                        stanza: &stanza,
-                    };
-                    if services.modules.run(services, &mut ev).await == Flow::Stop {
-                        return Vec::new();
-                    }
-                }
-                self.error(&stanza, StanzaError::new(Condition::ServiceUnavailable))
-                    .into_iter()
-                    .collect()
-            }
+            Decision::Offline => self.offline(target, stanza).await,
             Decision::Remote => self
                 .error(
                     &stanza,
@@ -390,6 +382,22 @@ impl Router {
         }
     }
 
+    /// RFC 6121 §8.5.2.2.1: store it if a module can, else service-unavailable.
+    async fn offline(&self, account: Option<&BareJid>, stanza: Stanza) -> Vec<Stanza> {
+        if let Some(account) = account {
+            let mut ev = Event::OfflineMessage {
+                account,
+                stanza: &stanza,
+            };
+            if self.run_hooks(&mut ev).await == Flow::Stop {
+                return Vec::new();
+            }
+        }
+        self.error(&stanza, StanzaError::new(Condition::ServiceUnavailable))
+            .into_iter()
+            .collect()
+    }
+
     fn error(&self, stanza: &Stanza, err: StanzaError) -> Option<Stanza> {
         stanza.error_reply(&err)
     }
@@ -400,15 +408,65 @@ impl Router {
         services.modules.run(services, event).await
     }
 
+    /// Hands `stanza` to the sessions of `routes`. If not one of them takes it, a message is
+    /// handled as if those sessions were not there (RFC 6121 §8.5.3.2.1 for a full JID, §8.5.2
+    /// for a bare one): the account's other resources, else offline storage. That is what keeps a
+    /// message whose recipient's node has just died (killed, cut off: the registry still lists
+    /// its sessions until the node is declared down) or whose session has just closed from
+    /// bouncing while the account could take it. Other stanzas get `recipient-unavailable`.
     async fn deliver(
         &self,
         account: Option<&BareJid>,
         stanza: Stanza,
         routes: Vec<Route>,
-    ) -> Option<Stanza> {
-        let count = routes.len();
-        let mut undelivered = 0;
-        let mut delivered = Vec::with_capacity(count);
+    ) -> Vec<Stanza> {
+        let mut failed: HashSet<SessionId> = HashSet::new();
+        let mut routes = routes;
+        loop {
+            if self.try_routes(account, &stanza, routes, &mut failed).await {
+                return Vec::new();
+            }
+            let Some(account) = account.filter(|_| stanza.kind() == Kind::Message) else {
+                // Nobody could take it: tell the sender rather than drop it silently.
+                return self
+                    .error(&stanza, StanzaError::new(Condition::RecipientUnavailable))
+                    .into_iter()
+                    .collect();
+            };
+            let remaining: Vec<Route> = self
+                .registry
+                .resources(account)
+                .into_iter()
+                .filter(|r| !failed.contains(&r.session))
+                .collect();
+            let sender = stanza
+                .from()
+                .and_then(|f| f.node().map(|_| f.bare().clone()));
+            debug!(
+                what = "deliver-fallback",
+                failed = failed.len(),
+                remaining = remaining.len()
+            );
+            match decide(&stanza, sender.as_ref(), true, &remaining, true) {
+                // Each round adds at least one session to `failed`, and these come from
+                // `remaining`, which excludes them: the loop ends.
+                Decision::Deliver(next) if !next.is_empty() => routes = next,
+                Decision::Deliver(_) => return self.offline(Some(account), stanza).await,
+                other => return Box::pin(self.act(other, stanza, Some(account))).await,
+            }
+        }
+    }
+
+    /// Tries each route; true if at least one session took the stanza. Sessions that did not
+    /// are added to `failed`.
+    async fn try_routes(
+        &self,
+        account: Option<&BareJid>,
+        stanza: &Stanza,
+        routes: Vec<Route>,
+        failed: &mut HashSet<SessionId>,
+    ) -> bool {
+        let mut delivered = Vec::with_capacity(routes.len());
         for route in routes {
             let started = tokio::time::Instant::now();
             let remote = route.node != self.node;
@@ -417,27 +475,28 @@ impl Router {
                 self.to_local_session(&route.jid, route.session, stanza.clone())
                     .await
             } else {
-                self.to_remote_session(&route, &stanza).await
+                self.to_remote_session(&route, stanza).await
             };
             corvid_telemetry::metrics().routed(remote, started.elapsed(), outcome.is_ok());
             match outcome {
                 Ok(()) => delivered.push(route.session),
-                Err(_) => undelivered += 1,
+                Err(_) => {
+                    failed.insert(route.session);
+                }
             }
         }
-        if let (Some(account), false) = (account, delivered.is_empty()) {
+        if delivered.is_empty() {
+            return false;
+        }
+        if let Some(account) = account {
             let mut ev = Event::Delivered {
                 account,
-                stanza: &stanza,
+                stanza,
                 sessions: &delivered,
             };
             self.run_hooks(&mut ev).await;
         }
-        if undelivered == count {
-            // Nobody could take it: tell the sender rather than drop it silently.
-            return self.error(&stanza, StanzaError::new(Condition::RecipientUnavailable));
-        }
-        None
+        true
     }
 
     /// Delivers a stanza that another node routed to `session` on this node: runs the

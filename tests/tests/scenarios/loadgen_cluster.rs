@@ -112,25 +112,25 @@ async fn cluster_scenario_loses_nothing_across_edges_and_accounts_for_a_killed_e
     assert!(line["recovery_ms"].is_number(), "{line}");
     assert_eq!(line["duplicates"], 0, "{line}");
     assert_eq!(line["unexpected"], 0, "{line}");
-    // Every lost message is counted in the phase it was sent in (before the kill: in flight
-    // on node 3; during the outage: routed to node 3's stale binding; after the new login:
-    // sent before node 1's replica applied the new binding).
+    // Every lost message is counted in the phase it was sent in.
     let phases = &line["lost_by_phase"];
     let by_phase = ["before_kill", "during_outage", "after_relogin"]
         .iter()
         .map(|k| phases[k].as_u64().unwrap())
         .sum::<u64>();
     assert_eq!(by_phase, line["lost"].as_u64().unwrap(), "{line}");
-    // What the router could not hand to node 3 it bounced to the sender (router.rs `deliver`:
-    // "tell the sender rather than drop it silently") as recipient-unavailable (RFC 6120
-    // §8.3.3.13), not with any other condition.
-    let conditions = line["bounced_conditions"].as_object().unwrap();
+    // While node 3 is dead the table still names the receivers' sessions there; the router
+    // handles a message no session takes as for an unavailable resource (RFC 6121 §8.5.3.2.1
+    // then §8.5.2.2.1: offline storage, XEP-0160), and the receivers get it when they log in
+    // again. So nothing sent after the kill is lost or bounced. (What node 3 had already taken
+    // from the stream but not yet written to its client dies with it: only the client's
+    // stream management can recover that, and at this rate it is rarely anything.)
+    assert_eq!(phases["during_outage"], 0, "{line}");
+    assert_eq!(phases["after_relogin"], 0, "{line}");
+    assert_eq!(line["bounced"], 0, "{line}");
     assert!(
-        conditions.keys().all(|c| c == "recipient-unavailable"),
-        "{line}"
-    );
-    assert!(
-        line["bounced"].as_u64().unwrap() <= line["lost"].as_u64().unwrap(),
-        "a bounced message was delivered too: {line}"
+        // 50 ms of traffic at 200 msg/s.
+        phases["before_kill"].as_u64().unwrap() <= 10,
+        "more lost in flight than node 3 could have held: {line}"
     );
 }

@@ -15,7 +15,7 @@ use corvid_sasl::ChannelBindings;
 use corvid_stanza::{ns, StreamCondition, StreamError};
 use corvid_storage::Store;
 use corvid_xml::{Limits, Parser};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
@@ -222,7 +222,7 @@ async fn run_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(slot) = ctx.conn_limits.try_acquire(peer.ip()) else {
-        refuse(tcp, kind, &ctx.config).await;
+        Box::pin(refuse(tcp, kind, &ctx.config)).await;
         return;
     };
     let mut conn = Connection::new(ctx.clone(), slot, kind);
@@ -238,7 +238,9 @@ async fn run_connection(
                 .direct
                 .accept(tcp)
                 .instrument(tracing::info_span!("c2s.tls"));
-            match timeout(ctx.tls_handshake_timeout, handshake).await {
+            // Boxed, as every rarely taken await below: a future's size is that of its largest
+            // state, and an idle connection's task should not carry a TLS handshake's.
+            match Box::pin(timeout(ctx.tls_handshake_timeout, handshake)).await {
                 Ok(Ok(tls)) => {
                     let cb = channel_bindings(&tls, &ctx.tls.server_end_point);
                     machine = Machine::new(conn.ctx.config.clone(), true, cb);
@@ -256,7 +258,7 @@ async fn run_connection(
     conn.run(&mut machine, &mut io, &mut shutdown).await;
     if let Some(jid) = conn.bound.take() {
         corvid_telemetry::metrics().sessions.add(-1, &[]);
-        ctx.router.unbind(&jid, conn.session).await;
+        Box::pin(ctx.router.unbind(&jid, conn.session)).await;
         info!(what = "session-closed", %jid, session = %conn.session);
     }
     let _ = timeout(Duration::from_secs(2), io.shutdown()).await;
@@ -281,6 +283,30 @@ async fn refuse(mut tcp: TcpStream, kind: Listener, config: &Config) {
     }
 }
 
+/// Stanzas from the mailbox written in one go at most, and the output size that ends a batch.
+const MAILBOX_BATCH: usize = 64;
+const MAILBOX_BATCH_BYTES: usize = 32 * 1024;
+
+/// Reads what the connection has into `parser` through a buffer on the stack: the future
+/// waiting for input holds none (an idle connection's memory). The number of bytes read, 0 at
+/// the end of the stream.
+fn read_into(io: &mut Io, parser: &mut Parser, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    let mut buf = [0u8; READ_CHUNK];
+    let mut rb = ReadBuf::new(&mut buf);
+    match Pin::new(io).poll_read(cx, &mut rb) {
+        Poll::Ready(Ok(())) => {
+            let n = rb.filled().len();
+            parser.feed(rb.filled());
+            Poll::Ready(Ok(n))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Bytes taken from the connection per read.
+const READ_CHUNK: usize = 8192;
+
 struct Connection {
     ctx: Arc<C2sContext>,
     slot: Option<UnauthSlot>,
@@ -288,7 +314,7 @@ struct Connection {
     bound: Option<corvid_jid::FullJid>,
     mailbox: Option<mpsc::Receiver<Outbound>>,
     parser: Parser,
-    out: Vec<u8>,
+    out: String,
     tokens: f64,
     last_refill: Instant,
     /// Its place in `xmpp.server.connections`.
@@ -309,7 +335,7 @@ impl Connection {
             bound: None,
             mailbox: None,
             parser,
-            out: Vec::with_capacity(4096),
+            out: String::new(),
             tokens,
             last_refill: Instant::now(),
             gauge: ConnGauge::open(kind),
@@ -344,7 +370,6 @@ impl Connection {
     }
 
     async fn run(&mut self, m: &mut Machine, io: &mut Io, shutdown: &mut watch::Receiver<bool>) {
-        let mut buf = vec![0u8; 8192];
         let mut deadline = self.deadline(m);
         let mut actions = Vec::new();
         loop {
@@ -355,7 +380,9 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => m.handle(Input::XmlError(e), &mut actions),
                 }
-                if !self.perform(m, io, &mut actions).await {
+                // Boxed: routing a stanza is a deep future; an idle connection holds none.
+                if !Box::pin(self.perform(m, io, &mut actions)).await {
+                    let _ = self.flush(io).await;
                     return;
                 }
                 deadline = self.deadline(m);
@@ -363,20 +390,22 @@ impl Connection {
                     break;
                 }
             }
-            if m.is_closed() {
-                let _ = self.flush(io).await;
+            // What the buffered events caused goes out in one write.
+            if !self.flush(io).await || m.is_closed() {
                 return;
             }
+            // Waiting holds no buffer: an idle session costs no read or parse buffer.
+            self.parser.release_idle();
             let mailbox = self.mailbox.as_mut();
+            let parser = &mut self.parser;
             tokio::select! {
-                r = io.read(&mut buf) => match r {
+                r = std::future::poll_fn(|cx| read_into(io, parser, cx)) => match r {
                     Ok(0) | Err(_) => {
                         m.handle(Input::PeerGone, &mut actions);
-                        let _ = self.perform(m, io, &mut actions).await;
+                        let _ = self.perform_and_flush(m, io, &mut actions).await;
                         return;
                     }
                     Ok(n) => {
-                        self.parser.feed(&buf[..n]);
                         if m.is_bound() {
                             deadline = self.deadline(m);
                         }
@@ -387,34 +416,48 @@ impl Connection {
                     }
                 },
                 Some(item) = async { match mailbox { Some(mb) => mb.recv().await, None => std::future::pending().await } } => {
-                    match item {
-                        Outbound::Stanza(st) => {
-                            corvid_telemetry::metrics().stanzas_sent.add(
-                                1,
-                                &[corvid_telemetry::KeyValue::new("xmpp.stanza.kind", st.kind().as_str())],
-                            );
-                            self.out.extend_from_slice(st.element().to_xml(ns::CLIENT).as_bytes());
-                            if !self.flush(io).await {
+                    // Whatever else is already waiting goes out in the same write (one TLS
+                    // record and one system call for a burst, instead of one per stanza).
+                    let mut item = item;
+                    let mut taken = 1;
+                    loop {
+                        match item {
+                            Outbound::Stanza(st) => {
+                                corvid_telemetry::metrics().stanzas_sent.add(
+                                    1,
+                                    &[corvid_telemetry::KeyValue::new("xmpp.stanza.kind", st.kind().as_str())],
+                                );
+                                st.element().write_to(&mut self.out, ns::CLIENT);
+                            }
+                            Outbound::Close(err) => {
+                                m.stream_error(*err, &mut actions);
+                                let _ = self.perform_and_flush(m, io, &mut actions).await;
                                 return;
                             }
                         }
-                        Outbound::Close(err) => {
-                            m.stream_error(err, &mut actions);
-                            let _ = self.perform(m, io, &mut actions).await;
-                            return;
+                        if taken >= MAILBOX_BATCH || self.out.len() >= MAILBOX_BATCH_BYTES {
+                            break;
                         }
+                        match self.mailbox.as_mut().map(mpsc::Receiver::try_recv) {
+                            Some(Ok(next)) => item = next,
+                            _ => break,
+                        }
+                        taken += 1;
+                    }
+                    if !self.flush(io).await {
+                        return;
                     }
                 }
                 _ = sleep_until(deadline) => {
                     m.handle(Input::Timeout, &mut actions);
-                    if !self.perform(m, io, &mut actions).await {
+                    if !self.perform_and_flush(m, io, &mut actions).await {
                         return;
                     }
                     deadline = self.deadline(m);
                 }
                 _ = shutdown.changed() => {
                     m.handle(Input::Shutdown, &mut actions);
-                    let _ = self.perform(m, io, &mut actions).await;
+                    let _ = self.perform_and_flush(m, io, &mut actions).await;
                     return;
                 }
             }
@@ -427,21 +470,34 @@ impl Connection {
         }
         // A client that does not read must not hold the connection forever.
         let r = timeout(self.ctx.idle_timeout, async {
-            io.write_all(&self.out).await?;
+            io.write_all(self.out.as_bytes()).await?;
             io.flush().await
         })
         .await;
-        self.out.clear();
+        // Freed, not kept: an idle connection holds no output buffer.
+        self.out = String::new();
         matches!(r, Ok(Ok(())))
     }
 
-    /// Carries out actions (and those that their results cause). False when the connection is over.
+    /// [`Self::perform`], then writes what it produced.
+    async fn perform_and_flush(
+        &mut self,
+        m: &mut Machine,
+        io: &mut Io,
+        actions: &mut Vec<Action>,
+    ) -> bool {
+        let more = Box::pin(self.perform(m, io, actions)).await;
+        self.flush(io).await && more
+    }
+
+    /// Carries out actions (and those that their results cause), appending what they send to
+    /// the output buffer; the caller flushes it. False when the connection is over.
     async fn perform(&mut self, m: &mut Machine, io: &mut Io, actions: &mut Vec<Action>) -> bool {
         let mut queue: VecDeque<Action> = actions.drain(..).collect();
         while let Some(a) = queue.pop_front() {
             let mut more = Vec::new();
             match a {
-                Action::Send(s) => self.out.extend_from_slice(s.as_bytes()),
+                Action::Send(s) => self.out.push_str(&s),
                 Action::StartTls => {
                     if !self.flush(io).await {
                         return false;
@@ -577,6 +633,25 @@ impl Connection {
             queue.extend(more);
         }
         SaslExchange::check_failed(&mut self.sasl, m);
-        self.flush(io).await
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn of five arguments returns, without calling it.
+    fn future_size<A, B, C, D, E, F: std::future::Future>(_: fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// What an idle connection's task holds is the size of `run_connection`'s future (plus the
+    /// buffers the connection owns): rarely taken awaits (TLS handshakes, routing a stanza) are
+    /// boxed so that it stays small. Measured: 5.2 KB per connection before the boxing.
+    #[test]
+    fn the_connection_future_stays_small() {
+        let size = future_size(run_connection);
+        assert!(size <= 2048, "run_connection's future is {size} bytes");
     }
 }

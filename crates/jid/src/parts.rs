@@ -39,6 +39,10 @@ impl NodePart {
         if s.is_empty() {
             return Err(JidError::EmptyNode);
         }
+        if let Some(fast) = ascii_localpart(s) {
+            check_length(&fast, "localpart")?;
+            return Ok(Self(fast));
+        }
         let normalized = UsernameCaseMapped::enforce(s).map_err(|_| JidError::InvalidNode)?;
         if normalized.contains(FORBIDDEN_IN_LOCALPART) {
             return Err(JidError::InvalidNode);
@@ -72,6 +76,8 @@ impl DomainPart {
             s.to_ascii_lowercase()
         } else if s.parse::<Ipv4Addr>().is_ok() {
             s.to_owned()
+        } else if let Some(fast) = ascii_domain(s) {
+            fast
         } else {
             idn_to_unicode(s)?
         };
@@ -91,6 +97,12 @@ impl ResourcePart {
         if s.is_empty() {
             return Err(JidError::EmptyResource);
         }
+        // Printable ASCII and space are FreeformClass code points that OpaqueString maps to
+        // themselves (RFC 8264 §9.11, RFC 8265 §4.2.1): nothing to do.
+        if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            check_length(s, "resourcepart")?;
+            return Ok(Self(s.to_owned()));
+        }
         let normalized = OpaqueString::enforce(s).map_err(|_| JidError::InvalidResource)?;
         check_length(&normalized, "resourcepart")?;
         Ok(Self(normalized.into_owned()))
@@ -99,6 +111,36 @@ impl ResourcePart {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The localpart of an all-ASCII string without PRECIS's tables: the printable ASCII characters
+/// (U+0021..U+007E) are exactly the ASCII code points IdentifierClass allows (RFC 8264 §9.11),
+/// UsernameCaseMapped's case mapping is then ASCII lowercasing, width mapping and NFC change
+/// nothing, and the bidi rule holds for text without right-to-left characters (RFC 8265 §3.3).
+/// None when the string needs the full algorithm (or is refused by it: a space, a control).
+/// The characters RFC 7622 §3.3.1 forbids are refused by the caller's check in both paths.
+fn ascii_localpart(s: &str) -> Option<String> {
+    let printable = s
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && !FORBIDDEN_IN_LOCALPART.contains(&char::from(b)));
+    printable.then(|| s.to_ascii_lowercase())
+}
+
+/// The domainpart of a plain ASCII host name without UTS #46's tables: letters, digits and
+/// hyphens in non-empty labels of at most 63 octets, none an A-label (`xn--`, which must be
+/// decoded to Unicode). UTS #46 then only lowercases. None when the full algorithm is needed.
+fn ascii_domain(s: &str) -> Option<String> {
+    let ldh = s.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= MAX_LABEL_BYTES
+            && !label
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("xn--"))
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    ldh.then(|| s.to_ascii_lowercase())
 }
 
 /// RFC 7622 §3.2-§3.4: each part is 1 to 1023 bytes after normalization. Emptiness is checked
@@ -138,6 +180,57 @@ fn idn_to_unicode(s: &str) -> Result<String, JidError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The ASCII fast paths must give exactly what the full PRECIS / UTS #46 algorithms give:
+    /// every printable ASCII character alone and in pairs, mixed case, and host-name shapes.
+    #[test]
+    fn ascii_fast_paths_agree_with_the_full_algorithms() {
+        let mut samples: Vec<String> = (0x20u8..=0x7e).map(|b| char::from(b).to_string()).collect();
+        for a in (0x20u8..=0x7e).step_by(3) {
+            for b in (0x20u8..=0x7e).step_by(5) {
+                samples.push(format!("{}x{}Y", char::from(a), char::from(b)));
+            }
+        }
+        samples.extend(
+            [
+                "Juliet",
+                "ROMEO",
+                "a.b",
+                "-lead",
+                "trail-",
+                "xn--bcher-kva",
+                "XN--bcher-kva.example",
+                "Example.COM",
+                "a..b",
+                "a-b.c-d",
+                "1.2.3",
+                "x_y",
+                "double--hyphen",
+            ]
+            .map(String::from),
+        );
+        samples.push("a".repeat(63) + ".example");
+        samples.push("a".repeat(64) + ".example");
+        for s in &samples {
+            if let Some(fast) = ascii_localpart(s) {
+                let slow = UsernameCaseMapped::enforce(s.as_str()).map(|n| n.into_owned());
+                assert_eq!(Ok(fast), slow.map_err(|_| ()), "localpart {s:?}");
+            }
+            if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                let slow = OpaqueString::enforce(s.as_str()).map(|n| n.into_owned());
+                assert_eq!(slow.ok().as_deref(), Some(s.as_str()), "resourcepart {s:?}");
+            }
+            if let Some(fast) = ascii_domain(s) {
+                assert_eq!(Ok(fast), idn_to_unicode(s), "domainpart {s:?}");
+            }
+        }
+        // And the fast paths do not swallow what must be refused or rewritten.
+        assert_eq!(ascii_localpart("a b"), None);
+        assert_eq!(ascii_localpart("a@b"), None);
+        assert_eq!(ascii_domain("xn--bcher-kva.example"), None);
+        assert_eq!(ascii_domain("a_b.example"), None);
+        assert_eq!(ascii_domain("a..b"), None);
+    }
 
     #[test]
     fn rfc7622_3_3_localpart_is_case_mapped() {

@@ -28,7 +28,7 @@ pub enum Outbound {
     /// A stanza to write to the client.
     Stanza(Box<Stanza>),
     /// Close the session with this stream error (e.g. `conflict` when replaced).
-    Close(StreamError),
+    Close(Box<StreamError>),
 }
 
 /// The sending half of a session's mailbox. Bounded: a session that does not drain it is stuck.
@@ -178,7 +178,7 @@ impl Router {
                 let err = StreamError::new(StreamCondition::Conflict)
                     .with_text("replaced by a new session for the same resource");
                 // A full mailbox belongs to a stuck session; it is closing anyway.
-                let _ = mb.try_send(Outbound::Close(err));
+                let _ = mb.try_send(Outbound::Close(Box::new(err)));
             }
         }
         let mut ev = Event::ResourceBound { jid: &jid, session };
@@ -203,7 +203,7 @@ impl Router {
         let err = StreamError::new(StreamCondition::Conflict)
             .with_text("replaced by a new session for the same resource");
         // A full mailbox belongs to a stuck session; it is closing anyway.
-        let _ = mb.try_send(Outbound::Close(err));
+        let _ = mb.try_send(Outbound::Close(Box::new(err)));
         true
     }
 
@@ -220,7 +220,7 @@ impl Router {
             .collect();
         for mb in &mailboxes {
             // A full mailbox belongs to a stuck session; its idle timeout ends it.
-            let _ = mb.try_send(Outbound::Close(err.clone()));
+            let _ = mb.try_send(Outbound::Close(Box::new(err.clone())));
         }
         mailboxes.len()
     }
@@ -251,7 +251,7 @@ impl Router {
         for (id, mb) in &orphans {
             marked.insert(*id);
             // A full mailbox belongs to a stuck session; its idle timeout ends it.
-            let _ = mb.try_send(Outbound::Close(err.clone()));
+            let _ = mb.try_send(Outbound::Close(Box::new(err.clone())));
         }
         orphans.len()
     }

@@ -218,6 +218,16 @@ impl Parser {
         self.doc = Doc::new();
     }
 
+    /// Frees the input buffer if everything fed has been consumed, so that a connection
+    /// waiting for its next stanza holds no buffer (an idle session's memory); the next
+    /// [`Parser::feed`] allocates again. Keeps a partly received token.
+    pub fn release_idle(&mut self) {
+        if self.pos == self.buf.len() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+    }
+
     /// Bytes fed but not yet consumed.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.pos
@@ -961,6 +971,27 @@ mod tests {
         p.feed(HEADER);
         assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
         p
+    }
+
+    #[test]
+    fn an_idle_parser_holds_no_buffer_but_keeps_a_partial_stanza() {
+        let mut p = open();
+        p.feed(b"<message><body>hi</body></message><presence");
+        assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(_)))));
+        assert_eq!(p.next_event(), Ok(None));
+        // Half a stanza is buffered: it must survive.
+        p.release_idle();
+        assert_eq!(p.buffered(), b"<presence".len());
+        p.feed(b"/>");
+        let Ok(Some(StreamEvent::Element(e))) = p.next_event() else {
+            panic!("the partial stanza was lost")
+        };
+        assert_eq!(e.name, "presence");
+        // Everything consumed: nothing is held while waiting.
+        p.release_idle();
+        assert_eq!(p.buf.capacity(), 0);
+        p.feed(b"<iq/>");
+        assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(_)))));
     }
 
     #[test]

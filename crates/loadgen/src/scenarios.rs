@@ -641,7 +641,12 @@ async fn flow(
             let mut sent_us = Vec::with_capacity(if killing { cap } else { 0 });
             let mut interval = rate.map(|r| {
                 let period = Duration::from_secs_f64(pairs as f64 / r as f64);
-                let mut i = tokio::time::interval(period);
+                // Pairs tick out of phase, so that the total is a steady RATE and not a burst
+                // of PAIRS messages every period (which measures queueing behind the burst,
+                // not a message's latency). tokio's timer has millisecond ticks, so pairs
+                // that fall into the same millisecond still go together.
+                let phase = period.mul_f64(k as f64 / pairs as f64);
+                let mut i = tokio::time::interval_at(Instant::now() + phase, period);
                 i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 i
             });

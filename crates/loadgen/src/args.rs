@@ -134,7 +134,10 @@ pub enum Scenario {
         kill_after_secs: Option<u64>,
     },
     /// CYCLES login/logout cycles with CONCURRENCY in flight; server RSS and CPU per login over
-    /// the first and the last SAMPLE cycles are compared.
+    /// a start and the last SAMPLE cycles are compared. The start window follows a warm-up pass
+    /// in which every account logs in once (at most CYCLES − 2·SAMPLE cycles), so that caches
+    /// sized by the data (the store's pages, per-account rows) are filled: what is compared is
+    /// growth with age, which a leak shows and a warm cache does not.
     Churn {
         /// Login/logout cycles.
         #[arg(long, default_value_t = 100_000)]

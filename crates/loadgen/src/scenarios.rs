@@ -865,13 +865,27 @@ async fn churn(
     sample_cycles: u64,
 ) -> anyhow::Result<Map<String, Value>> {
     let s0 = sample(watch)?;
-    let first = login_pool(args, target, |i| i, sample_cycles, concurrency, false).await;
+    // Warm-up: one login per account (as far as the cycles allow) before the start window.
+    let warmup = args
+        .account_count
+        .min(cycles.saturating_sub(2 * sample_cycles));
+    let warm = login_pool(args, target, |i| i, warmup, concurrency, false).await;
+    let s_warm = sample(watch)?;
+    let first = login_pool(
+        args,
+        target,
+        move |i| warmup + i,
+        sample_cycles,
+        concurrency,
+        false,
+    )
+    .await;
     let s1 = sample(watch)?;
-    let middle_cycles = cycles - 2 * sample_cycles;
+    let middle_cycles = cycles - 2 * sample_cycles - warmup;
     let middle = login_pool(
         args,
         target,
-        move |i| sample_cycles + i,
+        move |i| warmup + sample_cycles + i,
         middle_cycles,
         concurrency,
         false,
@@ -881,7 +895,7 @@ async fn churn(
     let mut last = login_pool(
         args,
         target,
-        move |i| sample_cycles + middle_cycles + i,
+        move |i| warmup + sample_cycles + middle_cycles + i,
         sample_cycles,
         concurrency,
         false,
@@ -889,11 +903,12 @@ async fn churn(
     .await;
     let s3 = sample(watch)?;
     let mut out = Map::new();
-    let done = first.ok + middle.ok + last.ok;
+    let done = warm.ok + first.ok + middle.ok + last.ok;
     out.insert("cycles".into(), json!(done));
+    out.insert("warmup_cycles".into(), json!(warmup));
     out.insert("concurrency".into(), json!(concurrency));
     out.insert("sample_cycles".into(), json!(sample_cycles));
-    let elapsed = first.elapsed + middle.elapsed + last.elapsed;
+    let elapsed = warm.elapsed + first.elapsed + middle.elapsed + last.elapsed;
     out.insert("elapsed_s".into(), json!(round3(elapsed.as_secs_f64())));
     out.insert(
         "cycles_per_s_start".into(),
@@ -905,7 +920,7 @@ async fn churn(
     );
     out.insert(
         "server_cpu_ms_per_login_start".into(),
-        cpu_per(s0, s1, first.ok, 1.0),
+        cpu_per(s_warm, s1, first.ok, 1.0),
     );
     out.insert(
         "server_cpu_ms_per_login_end".into(),
@@ -913,8 +928,8 @@ async fn churn(
     );
     if let (Some(a), Some(b), Some(c)) = (s0, s1, s3) {
         out.insert("server_rss_kib_initial".into(), json!(a.rss_kib));
-        // The baseline is after the first window: caches and pools filled by the first logins
-        // are not a leak.
+        // The baseline is after the warm-up and the first window: caches and pools filled by
+        // the first logins are not a leak.
         out.insert("server_rss_kib_start".into(), json!(b.rss_kib));
         out.insert("server_rss_kib_end".into(), json!(c.rss_kib));
         out.insert(
@@ -925,7 +940,8 @@ async fn churn(
         );
     }
     out.insert("setup_ms_end".into(), last.latencies.summary_ms());
-    let mut errors = first.errors;
+    let mut errors = warm.errors;
+    errors.merge(first.errors);
     errors.merge(middle.errors);
     errors.merge(last.errors);
     errors.write(&mut out);

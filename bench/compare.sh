@@ -95,7 +95,9 @@ create_accounts() {
     } > "$WORK/ejabberd/users.xml"
     chown ejabberd: "$WORK/ejabberd/users.xml"
     ej_start
-    ejctl import_piefxis "$WORK/ejabberd/users.xml" >&2
+    # Deriving 20,000 SCRAM keys takes ejabberd a few minutes: longer than ejabberdctl's RPC
+    # timeout (the script then stopped the node mid-import).
+    ejctl --no-timeout import_piefxis "$WORK/ejabberd/users.xml" >&2
     local have
     have=$(ejctl registered_users localhost | wc -l)
     if [ "$have" -ne "$ACCOUNTS" ]; then

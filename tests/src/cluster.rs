@@ -579,6 +579,41 @@ impl Cluster {
         Ok(self.status(ask).await?["leader"].as_u64())
     }
 
+    /// Waits (up to 10 s) until every running node has applied everything the registry had
+    /// committed when called: each replica then holds every binding made before, so a stanza
+    /// sent from any node finds them. What [`replicated`] approximates with a fixed sleep, which
+    /// a loaded machine can outlast.
+    pub async fn caught_up(&self) -> anyhow::Result<()> {
+        let running: Vec<u64> = self
+            .nodes()
+            .filter(|n| n.is_running())
+            .map(Node::id)
+            .collect();
+        let mut target = 0;
+        for &id in &running {
+            target = target.max(self.status(id).await?["commit_index"].as_u64().unwrap_or(0));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut behind = Vec::new();
+            for &id in &running {
+                let applied = self.status(id).await?["applied_index"]
+                    .as_u64()
+                    .unwrap_or(0);
+                if applied < target {
+                    behind.push((id, applied));
+                }
+            }
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("replicas behind commit index {target} after 10 s: {behind:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `corvid cluster status --json` as node `ask` answers it: `members` (each `node_id`,
     /// `address`, `voter`), `edges`, `leader`, indexes.
     pub async fn status(&self, ask: u64) -> anyhow::Result<serde_json::Value> {

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use corvid_tests::cluster::{message_with, replicated, stanza_where, Cluster};
+use corvid_tests::cluster::{message_with, stanza_where, Cluster};
 use corvid_tests::{ns, Client};
 use corvid_xml::Element;
 
@@ -63,7 +63,7 @@ async fn subscriptions_probes_carbons_and_offline_messages_work_across_nodes() {
     bob.send("<presence><status>on node two</status></presence>")
         .await
         .unwrap();
-    replicated().await;
+    cluster.caught_up().await.unwrap();
 
     println!("=== RFC 6121 §3.1: alice subscribes to bob across nodes, and bob to alice");
     subscribe(&mut alice, "alice@localhost", &mut bob, "bob@localhost").await;
@@ -120,7 +120,7 @@ async fn subscriptions_probes_carbons_and_offline_messages_work_across_nodes() {
         .await
         .unwrap();
     alice_plain.send("<presence/>").await.unwrap();
-    replicated().await;
+    cluster.caught_up().await.unwrap();
     alice_plain.drain(Duration::from_millis(500)).await;
     alice3.drain(Duration::from_millis(500)).await;
     alice.drain(Duration::from_millis(500)).await;
@@ -244,7 +244,7 @@ async fn roster_pushes_reach_interested_resources_on_every_node_and_only_them() 
         .unwrap();
     request_roster(&mut a1).await;
     request_roster(&mut a2).await;
-    replicated().await;
+    cluster.caught_up().await.unwrap();
 
     println!("=== RFC 6121 §2.1.6: a roster set on node 1 is pushed to a2 on node 2");
     a1.send(

@@ -51,10 +51,7 @@ impl ArchiveStore for EmbeddedArchive {
                     let mut counts = tx
                         .open_table(ARCHIVE_COUNT)
                         .context("open archive counts")?;
-                    let count = counts
-                        .get(key)
-                        .context("read archive count")?
-                        .map_or(0, |c| c.value());
+                    let count = stored_count(&counts, key)?;
                     if max_items.is_some_and(|max| count >= u64::try_from(max).unwrap_or(u64::MAX))
                     {
                         return Err(StoreError::LimitReached);
@@ -140,10 +137,7 @@ impl ArchiveStore for EmbeddedArchive {
                         let mut counts = tx
                             .open_table(ARCHIVE_COUNT)
                             .context("open archive counts")?;
-                        let count = counts
-                            .get(key)
-                            .context("read archive count")?
-                            .map_or(0, |c| c.value());
+                        let count = stored_count(&counts, key)?;
                         let left = count.saturating_sub(u64::try_from(removed).unwrap_or(u64::MAX));
                         if left == 0 {
                             counts.remove(key).context("remove archive count")?;
@@ -165,10 +159,7 @@ impl ArchiveStore for EmbeddedArchive {
             let counts = tx
                 .open_table(ARCHIVE_COUNT)
                 .context("open archive counts")?;
-            let count = counts
-                .get((user.as_str(), &*name))
-                .context("read archive count")?
-                .map_or(0, |c| c.value());
+            let count = stored_count(&counts, (user.as_str(), &*name))?;
             usize::try_from(count).map_err(|_| {
                 StoreError::Corrupt(format!("archive {name}: count {count} too large"))
             })
@@ -192,4 +183,15 @@ impl ArchiveStore for EmbeddedArchive {
             })
             .await
     }
+}
+
+/// The item count `archive_count` holds for `key` (absent = 0).
+fn stored_count(
+    counts: &impl ReadableTable<(&'static str, &'static str), u64>,
+    key: (&str, &str),
+) -> StoreResult<u64> {
+    Ok(counts
+        .get(key)
+        .context("read archive count")?
+        .map_or(0, |c| c.value()))
 }

@@ -19,7 +19,7 @@
 //! That is why jobs are `Fn`: they may run twice, the first run never committed.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use corvid_storage::{StoreError, StoreResult};
@@ -53,8 +53,8 @@ impl Db {
         Ok(Self {
             db,
             writer: Arc::new(Writer {
-                queue: Mutex::new(Some(queue)),
-                thread: Mutex::new(Some(thread)),
+                queue: Some(queue),
+                thread: Some(thread),
             }),
         })
     }
@@ -79,10 +79,11 @@ impl Db {
             result: None,
             reply,
         });
-        let sent = match self.writer.queue.lock() {
-            Ok(queue) => queue.as_ref().map(|q| q.send(job).is_ok()).unwrap_or(false),
-            Err(_) => false,
-        };
+        let sent = self
+            .writer
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.send(job).is_ok());
         if !sent {
             return Err(StoreError::Unavailable(format!(
                 "{what}: the store writer has stopped"
@@ -99,17 +100,15 @@ impl Db {
 /// The writer thread's queue; dropping the last handle stops the thread and waits for it, so the
 /// database file is closed (and its lock released) when the store's last handle is gone.
 struct Writer {
-    queue: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// `None` only while dropping: closing it tells the thread to finish.
+    queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        if let Ok(mut queue) = self.queue.lock() {
-            queue.take();
-        }
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(thread) = thread {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
             // The thread finishes the jobs already queued, then sees the queue closed.
             let _ = thread.join();
         }

@@ -8,7 +8,8 @@
 //!                                    ├ no  ──▶ forbidden (§3)
 //!                                    └ yes ──▶ available resource? seconds='0'
 //!                                              else kv "last"[alice]: seconds since logout + status
-//!  session-closed, last resource ──▶ kv "last"[alice] = { at, status }
+//!  session-closed, last resource ──▶ kv "last"[alice] = { at, status }   (relaxed durability:
+//!                                     durable within about a second, not an fsync per logout)
 //!  client-stanza, <presence type='unavailable'><status/>  ──▶ remembered for that session
 //! ```
 
@@ -157,7 +158,7 @@ impl LastActivity {
                 return;
             }
         };
-        if let Err(e) = services.store.kv(STORE).set(jid, &bytes).await {
+        if let Err(e) = services.store.kv(STORE).set_relaxed(jid, &bytes).await {
             warn!(what = "last-store-error", user = %jid, error = %e);
         }
     }

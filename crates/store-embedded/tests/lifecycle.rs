@@ -335,3 +335,82 @@ async fn a_write_whose_caller_went_away_still_lands() {
         Some(b"<vCard/>".to_vec())
     );
 }
+
+/// `set_relaxed` (XEP-0012 last activity at every logout) answers before its fsync; closing
+/// the store makes it durable all the same.
+#[tokio::test]
+async fn a_relaxed_write_is_durable_after_a_clean_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let juliet = jid("juliet@capulet.example");
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.kv("last").set_relaxed(&juliet, b"1").await.unwrap();
+        // Readers see it at once, fsync or not.
+        assert_eq!(
+            store.kv("last").get(&juliet).await.unwrap(),
+            Some(b"1".to_vec())
+        );
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.kv("last").get(&juliet).await.unwrap(),
+        Some(b"1".to_vec())
+    );
+}
+
+/// Set in the child process this test starts: the store folder it writes into.
+const CRASH_CHILD_DIR: &str = "CORVID_TEST_RELAXED_CRASH_DIR";
+/// What the child prints once its relaxed write should be on disk.
+const CRASH_CHILD_READY: &str = "relaxed write synced";
+
+/// A relaxed write is durable within about a second even if the process then dies without
+/// closing anything: a child process makes the write, waits well past that second and is
+/// SIGKILLed; the store, opened again, has the write. (Without the thread's delayed fsync the
+/// write would be gone: redb reopens at its last fsynced commit.)
+#[tokio::test]
+async fn a_relaxed_write_survives_a_crash_a_second_later() {
+    if let Ok(dir) = std::env::var(CRASH_CHILD_DIR) {
+        let store = EmbeddedStore::open(std::path::Path::new(&dir)).unwrap();
+        store
+            .kv("last")
+            .set_relaxed(&jid("juliet@capulet.example"), b"at-logout")
+            .await
+            .unwrap();
+        // The store promises about a second; leave it 2.5.
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        println!("{CRASH_CHILD_READY}");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        return;
+    }
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_relaxed_write_survives_a_crash_a_second_later",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains(CRASH_CHILD_READY));
+    // SIGKILL: no destructor runs, nothing is closed or flushed.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ready, "the child process never reported its write");
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .kv("last")
+            .get(&jid("juliet@capulet.example"))
+            .await
+            .unwrap(),
+        Some(b"at-logout".to_vec())
+    );
+}

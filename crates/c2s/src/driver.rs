@@ -494,7 +494,9 @@ impl Connection {
     /// Carries out actions (and those that their results cause), appending what they send to
     /// the output buffer; the caller flushes it. False when the connection is over.
     async fn perform(&mut self, m: &mut Machine, io: &mut Io, actions: &mut Vec<Action>) -> bool {
-        let mut queue: VecDeque<Action> = actions.drain(..).collect();
+        // Taken, not drained: the caller's Vec keeps no capacity while the connection waits
+        // (an idle session's memory), and the conversion reuses its allocation.
+        let mut queue: VecDeque<Action> = std::mem::take(actions).into();
         while let Some(a) = queue.pop_front() {
             let mut more = Vec::new();
             match a {

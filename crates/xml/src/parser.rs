@@ -148,12 +148,39 @@ impl Token {
     }
 }
 
-/// One namespace declaration in scope.
+/// One namespace declaration in scope. The prefixes and namespaces every stream header
+/// declares are borrowed constants, so the stream element's declarations, held for the whole
+/// session, own no strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Binding {
     /// `""` for the default namespace.
-    prefix: String,
-    uri: String,
+    prefix: Cow<'static, str>,
+    uri: Cow<'static, str>,
+}
+
+/// Prefixes and namespaces that stream headers declare, kept as constants instead of copies.
+const INTERNED: [&str; 6] = [
+    "",
+    "stream",
+    NS_STREAM,
+    crate::NS_CLIENT,
+    "jabber:server",
+    "jabber:server:dialback",
+];
+
+/// The constant equal to `s`, if it is one of [`INTERNED`].
+fn interned(s: &str) -> Option<&'static str> {
+    INTERNED.iter().find(|k| **k == s).copied()
+}
+
+/// An open element below the stream element.
+#[derive(Debug)]
+struct Open {
+    element: Element,
+    /// Where its qualified name starts in [`Doc::qnames`].
+    qname_start: usize,
+    /// `bindings.len()` when it was entered: its own declarations follow.
+    frame: usize,
 }
 
 /// Document state: everything `reset` forgets.
@@ -167,15 +194,16 @@ struct Doc {
     /// Bytes consumed for the top-level element being built.
     stanza_bytes: usize,
     /// Open elements below the stream element; `stack[0]` is the stanza.
-    stack: Vec<Element>,
-    /// Qualified names of the open elements, the stream element first, concatenated.
+    stack: Vec<Open>,
+    /// Qualified names of the elements in `stack`, concatenated.
     qnames: String,
-    /// End offset in `qnames` of each open element's name.
-    qname_ends: Vec<usize>,
-    /// Declarations in scope, outermost first.
+    /// Declarations made on the elements in `stack`, outermost first.
     bindings: Vec<Binding>,
-    /// `bindings.len()` when each open element (stream included) was entered.
-    frames: Vec<usize>,
+    /// Qualified name of the stream element (once its header is read).
+    root_qname: Cow<'static, str>,
+    /// Declarations made on the stream element: in scope for the whole stream, so kept at
+    /// their exact size (an idle session holds only these).
+    root_bindings: Box<[Binding]>,
 }
 
 impl Parser {
@@ -221,11 +249,15 @@ impl Parser {
     /// Frees the input buffer if everything fed has been consumed, so that a connection
     /// waiting for its next stanza holds no buffer (an idle session's memory); the next
     /// [`Parser::feed`] allocates again. Keeps a partly received token.
+    ///
+    /// Between stanzas it also frees the element and namespace stacks: what stays is the
+    /// stream element's name and declarations, at their exact size.
     pub fn release_idle(&mut self) {
         if self.pos == self.buf.len() && self.buf.capacity() > 0 {
             self.buf = Vec::new();
             self.pos = 0;
         }
+        self.doc.release_idle();
     }
 
     /// Bytes fed but not yet consumed.
@@ -460,9 +492,25 @@ impl Doc {
             stanza_bytes: 0,
             stack: Vec::new(),
             qnames: String::new(),
-            qname_ends: Vec::new(),
             bindings: Vec::new(),
-            frames: Vec::new(),
+            root_qname: Cow::Borrowed(""),
+            root_bindings: Box::default(),
+        }
+    }
+
+    /// Frees the stacks for elements below the stream element when none is open.
+    fn release_idle(&mut self) {
+        if !self.stack.is_empty() {
+            return;
+        }
+        if self.stack.capacity() > 0 {
+            self.stack = Vec::new();
+        }
+        if self.qnames.capacity() > 0 {
+            self.qnames = String::new();
+        }
+        if self.bindings.capacity() > 0 {
+            self.bindings = Vec::new();
         }
     }
 
@@ -513,7 +561,7 @@ impl Doc {
     fn append_text(&mut self, text: &str) -> Result<(), XmlError> {
         match self.stack.last_mut() {
             Some(parent) => {
-                parent.push_str(text);
+                parent.element.push_str(text);
                 Ok(())
             }
             // Stream-level whitespace never reaches here; anything else there is an error.
@@ -572,11 +620,10 @@ impl Doc {
                 excerpt(name)
             )));
         }
-        let start = match self.qname_ends.len() {
-            0 | 1 => 0,
-            n => self.qname_ends[n - 2],
+        let open = match self.stack.last() {
+            Some(top) => &self.qnames[top.qname_start..],
+            None => &self.root_qname,
         };
-        let open = &self.qnames[start..];
         if name != open {
             return Err(XmlError::NotWellFormed(format!(
                 "end tag </{}> does not match <{}>",
@@ -584,23 +631,20 @@ impl Doc {
                 excerpt(open)
             )));
         }
-        let Some(element) = self.stack.pop() else {
+        let Some(open) = self.stack.pop() else {
             self.state = State::Closed;
             return Ok(Some(StreamEvent::Close));
         };
-        self.qname_ends.pop();
-        self.qnames.truncate(start);
-        if let Some(frame) = self.frames.pop() {
-            self.bindings.truncate(frame);
-        }
-        Ok(self.attach(element))
+        self.qnames.truncate(open.qname_start);
+        self.bindings.truncate(open.frame);
+        Ok(self.attach(open.element))
     }
 
     /// Adds a finished element to its parent, or returns it if it is a stanza.
     fn attach(&mut self, element: Element) -> Option<StreamEvent> {
         match self.stack.last_mut() {
             Some(parent) => {
-                parent.push(element);
+                parent.element.push(element);
                 None
             }
             None => Some(StreamEvent::Element(element)),
@@ -735,10 +779,10 @@ impl Doc {
             let default_ns = self.bindings[frame..]
                 .iter()
                 .find(|b| b.prefix.is_empty())
-                .map(|b| b.uri.clone());
-            self.frames.push(frame);
-            self.qnames.push_str(qname);
-            self.qname_ends.push(self.qnames.len());
+                .map(|b| b.uri.clone().into_owned());
+            // No element is open yet, so `bindings` holds exactly the header's declarations.
+            self.root_bindings = std::mem::take(&mut self.bindings).into_boxed_slice();
+            self.root_qname = interned_qname(qname);
             if empty {
                 self.state = State::Closed;
                 self.pending_close = true;
@@ -763,10 +807,13 @@ impl Doc {
             self.bindings.truncate(frame);
             return Ok(self.attach(element));
         }
-        self.frames.push(frame);
+        let qname_start = self.qnames.len();
         self.qnames.push_str(qname);
-        self.qname_ends.push(self.qnames.len());
-        self.stack.push(element);
+        self.stack.push(Open {
+            element,
+            qname_start,
+            frame,
+        });
         Ok(None)
     }
 
@@ -800,8 +847,8 @@ impl Doc {
             return fail("declared twice");
         }
         self.bindings.push(Binding {
-            prefix: prefix.to_owned(),
-            uri,
+            prefix: interned(prefix).map_or_else(|| Cow::Owned(prefix.to_owned()), Cow::Borrowed),
+            uri: interned(&uri).map_or(Cow::Owned(uri), Cow::Borrowed),
         });
         Ok(())
     }
@@ -811,12 +858,27 @@ impl Doc {
         if prefix == "xml" {
             return Some(NS_XML);
         }
-        match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
+        let mut in_scope = self
+            .bindings
+            .iter()
+            .rev()
+            .chain(self.root_bindings.iter().rev());
+        match in_scope.find(|b| b.prefix == prefix) {
             Some(b) => Some(&b.uri),
             // An unprefixed name with no default namespace in scope has no namespace.
             None if prefix.is_empty() => Some(""),
             None => None,
         }
+    }
+}
+
+/// The stream element's qualified name, borrowed when it is the usual `stream:stream`.
+fn interned_qname(qname: &str) -> Cow<'static, str> {
+    const USUAL: &str = "stream:stream";
+    if qname == USUAL {
+        Cow::Borrowed(USUAL)
+    } else {
+        Cow::Owned(qname.to_owned())
     }
 }
 
@@ -962,6 +1024,7 @@ fn is_name_char(c: char) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::Node;
 
     const HEADER: &[u8] =
         b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
@@ -992,6 +1055,66 @@ mod tests {
         assert_eq!(p.buf.capacity(), 0);
         p.feed(b"<iq/>");
         assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(_)))));
+    }
+
+    /// Between stanzas only the stream element's name and declarations stay (issue #7: idle
+    /// session memory), and they still scope every later stanza (Namespaces in XML 1.0 §6.1,
+    /// RFC 6120 §4.8): declarations made inside a stanza do not outlive it.
+    #[test]
+    fn between_stanzas_only_the_stream_element_is_held_and_still_in_scope() {
+        let mut p = Parser::new(Limits::default());
+        p.feed(b"<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' xmlns:x='urn:example:x'>");
+        assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+        p.feed(b"<message xmlns:y='urn:example:y'><x:a y:b='1'><c xmlns='urn:example:c'/></x:a></message>");
+        let Ok(Some(StreamEvent::Element(m))) = p.next_event() else {
+            panic!("no stanza")
+        };
+        assert_eq!(m.ns, "jabber:client");
+        let Some(Node::Element(a)) = m.children.first() else {
+            panic!("no child")
+        };
+        assert_eq!((a.ns.as_str(), a.name.as_str()), ("urn:example:x", "a"));
+        assert_eq!(a.attrs[0].ns.as_deref(), Some("urn:example:y"));
+
+        p.release_idle();
+        assert_eq!(p.doc.stack.capacity(), 0);
+        assert_eq!(p.doc.qnames.capacity(), 0);
+        assert_eq!(p.doc.bindings.capacity(), 0);
+        assert_eq!(p.doc.root_bindings.len(), 3);
+        // The usual namespaces are constants, not copies.
+        assert!(p.doc.root_bindings[..2]
+            .iter()
+            .all(|b| matches!(b.uri, Cow::Borrowed(_))));
+
+        // The stream's declarations still apply; the stanza's `y` does not.
+        p.feed(b"<iq><x:q/></iq><s:features/>");
+        let Ok(Some(StreamEvent::Element(iq))) = p.next_event() else {
+            panic!("no stanza")
+        };
+        assert_eq!(iq.ns, "jabber:client");
+        assert!(matches!(iq.children.first(), Some(Node::Element(q)) if q.ns == "urn:example:x"));
+        let Ok(Some(StreamEvent::Element(f))) = p.next_event() else {
+            panic!("no features")
+        };
+        assert_eq!(f.ns, NS_STREAM);
+        p.release_idle();
+        p.feed(b"<presence><y:z/></presence>");
+        assert!(matches!(p.next_event(), Err(XmlError::NotWellFormed(_))));
+
+        // The stream still closes with its own (custom-prefixed) name, and only with it.
+        let mut p = Parser::new(Limits::default());
+        p.feed(b"<s:stream xmlns:s='http://etherx.jabber.org/streams'><iq/>");
+        assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
+        assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Element(_)))));
+        p.release_idle();
+        p.feed(b"</stream:stream>");
+        assert!(matches!(p.next_event(), Err(XmlError::NotWellFormed(_))));
+        let mut p = Parser::new(Limits::default());
+        p.feed(b"<s:stream xmlns:s='http://etherx.jabber.org/streams'><iq/>");
+        let _ = (p.next_event(), p.next_event());
+        p.release_idle();
+        p.feed(b"</s:stream>");
+        assert_eq!(p.next_event(), Ok(Some(StreamEvent::Close)));
     }
 
     #[test]

@@ -327,12 +327,12 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     fn test_size() {
         use std::mem::size_of;
-        assert_eq!(size_of::<NodePart>(), 24);
-        assert_eq!(size_of::<DomainPart>(), 24);
-        assert_eq!(size_of::<ResourcePart>(), 24);
-        assert_eq!(size_of::<BareJid>(), 48);
-        assert_eq!(size_of::<FullJid>(), 72);
-        assert_eq!(size_of::<Jid>(), 72);
+        assert_eq!(size_of::<NodePart>(), 16);
+        assert_eq!(size_of::<DomainPart>(), 16);
+        assert_eq!(size_of::<ResourcePart>(), 16);
+        assert_eq!(size_of::<BareJid>(), 32);
+        assert_eq!(size_of::<FullJid>(), 48);
+        assert_eq!(size_of::<Jid>(), 48);
     }
 
     /// Nothing a peer sends may panic the parser (RFC 6120 §8.3.3.8: it is `jid-malformed`).

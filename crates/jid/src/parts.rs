@@ -4,6 +4,7 @@
 //! name the same address (RFC 7622 §3).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use idna::uts46::{AsciiDenyList, Hyphens, Uts46};
 use precis_core::profile::PrecisFastInvocation;
@@ -20,15 +21,19 @@ const MAX_LABEL_BYTES: usize = 63;
 /// Characters RFC 7622 §3.3.1 forbids in a localpart even though PRECIS allows them.
 const FORBIDDEN_IN_LOCALPART: [char; 8] = ['"', '&', '\'', '/', ':', '<', '>', '@'];
 
+// Each part is an immutable shared string: a JID is copied many times per stanza (routes,
+// hooks, the stanza's own copies), and a copy is then a reference count, not an allocation.
+// Equality, hashing and order are those of the text.
+
 /// A normalized localpart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodePart(String);
+pub struct NodePart(Arc<str>);
 /// A normalized domainpart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DomainPart(String);
+pub struct DomainPart(Arc<str>);
 /// A normalized resourcepart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResourcePart(String);
+pub struct ResourcePart(Arc<str>);
 
 impl NodePart {
     /// Normalizes and validates a localpart.
@@ -48,7 +53,7 @@ impl NodePart {
             return Err(JidError::InvalidNode);
         }
         check_length(&normalized, "localpart")?;
-        Ok(Self(normalized.into_owned()))
+        Ok(Self(normalized.as_ref().into()))
     }
     /// The normalized text.
     pub fn as_str(&self) -> &str {
@@ -73,13 +78,13 @@ impl DomainPart {
             let addr = inner.strip_suffix(']').ok_or(JidError::InvalidDomain)?;
             addr.parse::<Ipv6Addr>()
                 .map_err(|_| JidError::InvalidDomain)?;
-            s.to_ascii_lowercase()
+            ascii_lowercase(s)
         } else if s.parse::<Ipv4Addr>().is_ok() {
-            s.to_owned()
+            s.into()
         } else if let Some(fast) = ascii_domain(s) {
             fast
         } else {
-            idn_to_unicode(s)?
+            idn_to_unicode(s)?.into()
         };
         check_length(&normalized, "domainpart")?;
         Ok(Self(normalized))
@@ -101,11 +106,11 @@ impl ResourcePart {
         // themselves (RFC 8264 §9.11, RFC 8265 §4.2.1): nothing to do.
         if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
             check_length(s, "resourcepart")?;
-            return Ok(Self(s.to_owned()));
+            return Ok(Self(s.into()));
         }
         let normalized = OpaqueString::enforce(s).map_err(|_| JidError::InvalidResource)?;
         check_length(&normalized, "resourcepart")?;
-        Ok(Self(normalized.into_owned()))
+        Ok(Self(normalized.as_ref().into()))
     }
     /// The normalized text.
     pub fn as_str(&self) -> &str {
@@ -119,17 +124,26 @@ impl ResourcePart {
 /// nothing, and the bidi rule holds for text without right-to-left characters (RFC 8265 §3.3).
 /// None when the string needs the full algorithm (or is refused by it: a space, a control).
 /// The characters RFC 7622 §3.3.1 forbids are refused by the caller's check in both paths.
-fn ascii_localpart(s: &str) -> Option<String> {
+fn ascii_localpart(s: &str) -> Option<Arc<str>> {
     let printable = s
         .bytes()
         .all(|b| (0x21..=0x7e).contains(&b) && !FORBIDDEN_IN_LOCALPART.contains(&char::from(b)));
-    printable.then(|| s.to_ascii_lowercase())
+    printable.then(|| ascii_lowercase(s))
+}
+
+/// `s` with ASCII letters lowercased, copied once when it has none to lower (the usual case).
+fn ascii_lowercase(s: &str) -> Arc<str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase().into()
+    } else {
+        s.into()
+    }
 }
 
 /// The domainpart of a plain ASCII host name without UTS #46's tables: letters, digits and
 /// hyphens in non-empty labels of at most 63 octets, none an A-label (`xn--`, which must be
 /// decoded to Unicode). UTS #46 then only lowercases. None when the full algorithm is needed.
-fn ascii_domain(s: &str) -> Option<String> {
+fn ascii_domain(s: &str) -> Option<Arc<str>> {
     let ldh = s.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= MAX_LABEL_BYTES
@@ -140,7 +154,7 @@ fn ascii_domain(s: &str) -> Option<String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
-    ldh.then(|| s.to_ascii_lowercase())
+    ldh.then(|| ascii_lowercase(s))
 }
 
 /// RFC 7622 §3.2-§3.4: each part is 1 to 1023 bytes after normalization. Emptiness is checked
@@ -214,14 +228,18 @@ mod tests {
         for s in &samples {
             if let Some(fast) = ascii_localpart(s) {
                 let slow = UsernameCaseMapped::enforce(s.as_str()).map(|n| n.into_owned());
-                assert_eq!(Ok(fast), slow.map_err(|_| ()), "localpart {s:?}");
+                assert_eq!(
+                    Ok(&*fast),
+                    slow.as_deref().map_err(|_| ()),
+                    "localpart {s:?}"
+                );
             }
             if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
                 let slow = OpaqueString::enforce(s.as_str()).map(|n| n.into_owned());
                 assert_eq!(slow.ok().as_deref(), Some(s.as_str()), "resourcepart {s:?}");
             }
             if let Some(fast) = ascii_domain(s) {
-                assert_eq!(Ok(fast), idn_to_unicode(s), "domainpart {s:?}");
+                assert_eq!(Ok(&*fast), idn_to_unicode(s).as_deref(), "domainpart {s:?}");
             }
         }
         // And the fast paths do not swallow what must be refused or rewritten.

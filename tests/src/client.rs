@@ -767,7 +767,7 @@ impl Client {
             let condition = e
                 .child_elements()
                 .find(|c| c.name != "text")
-                .map(|c| c.name.clone())
+                .map(|c| c.name.to_string())
                 .unwrap_or_default();
             Ok(SaslStep::Failure(condition))
         } else {

@@ -104,7 +104,7 @@ pub fn stream_error_condition(error: &Element) -> Option<String> {
     error
         .child_elements()
         .find(|c| c.ns == ns::STREAMS && c.name != "text")
-        .map(|c| c.name.clone())
+        .map(|c| c.name.to_string())
 }
 
 /// The defined condition of a stanza of type `error` (RFC 6120 §8.3.2), if it has one.
@@ -113,7 +113,7 @@ pub fn stanza_error_condition(stanza: &Element) -> Option<String> {
         .child("error", ns::CLIENT)?
         .child_elements()
         .find(|c| c.ns == ns::STANZAS && c.name != "text")
-        .map(|c| c.name.clone())
+        .map(|c| c.name.to_string())
 }
 
 /// A server with [`JULIET`] and [`ROMEO`], and optional settings tweaks.

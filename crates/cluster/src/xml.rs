@@ -67,8 +67,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Stanza, BadStanza> {
         return Err(BadStanza::Trailing);
     }
     let kind = kind(&element).ok_or_else(|| BadStanza::NotAStanza {
-        name: element.name.clone(),
-        ns: element.ns.clone(),
+        name: element.name.to_string(),
+        ns: element.ns.to_string(),
     })?;
     Ok(Stanza::from_trusted(kind, element))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use corvid_stanza::{IqType, Stanza, StanzaError};
-use corvid_xml::Element;
+use corvid_xml::{CompactString, Element};
 
 use crate::{Event, Flow, Hook, Services};
 
@@ -68,7 +68,7 @@ pub trait Module: Send + Sync {
     fn register(self: Arc<Self>, r: &mut Registrar);
 }
 
-type IqKey = (IqTarget, bool, String, String);
+type IqKey = (IqTarget, bool, CompactString, CompactString);
 /// Listeners of one event, by priority.
 type HookTable = HashMap<&'static str, Vec<(i32, Arc<dyn Hook>)>>;
 
@@ -91,8 +91,7 @@ impl Registrar {
     }
     /// Serves `get` (or `set` if `set`) IQs whose payload is `<name xmlns=ns/>` sent to `target`.
     pub fn iq(&mut self, target: IqTarget, set: bool, name: &str, ns: &str, h: Arc<dyn IqHandler>) {
-        self.iq
-            .insert((target, set, name.to_owned(), ns.to_owned()), h);
+        self.iq.insert((target, set, name.into(), ns.into()), h);
     }
     /// Advertises a feature of the server in disco#info.
     pub fn feature(&mut self, var: &str) {
@@ -173,8 +172,7 @@ impl Modules {
             IqType::Get => false,
             IqType::Result | IqType::Error => return None,
         };
-        // Allocation-free lookup would need a borrowed key type; IQs to the server are rare
-        // next to messages, so the two small clones are acceptable here.
+        // The key's names are compact strings: short ones (most) are copied without allocating.
         self.iq
             .get(&(target, set, payload.name.clone(), payload.ns.clone()))
     }

@@ -820,7 +820,7 @@ fn error_condition(stanza: &corvid_xml::Element) -> String {
         .child_elements()
         .find(|c| c.name == "error")
         .and_then(|e| e.child_elements().find(|c| c.name != "text"))
-        .map_or_else(|| "unknown".to_owned(), |c| c.name.clone())
+        .map_or_else(|| "unknown".to_owned(), |c| c.name.to_string())
 }
 
 /// The kill and what followed: when it happened, how many receivers logged in again and how

@@ -125,7 +125,7 @@ async fn next<R: AsyncRead + Unpin>(
                     let condition = e
                         .child_elements()
                         .next()
-                        .map_or_else(|| "unknown".to_owned(), |c| c.name.clone());
+                        .map_or_else(|| "unknown".to_owned(), |c| c.name.to_string());
                     bail!("stream error from the server: {condition}");
                 }
                 return Ok(Read::Element(e));

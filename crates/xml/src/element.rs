@@ -1,15 +1,21 @@
 //! The element tree and the writer.
+//!
+//! Names, namespaces and attribute values are [`CompactString`]s: up to 24 bytes are held
+//! inline (every stanza name, most namespaces, ids, types and JIDs), so parsing or copying a
+//! stanza allocates for its longer texts only.
+
+pub use compact_str::CompactString;
 
 /// An attribute. `ns` is `None` for unprefixed attributes (which have no namespace in XML),
 /// and `Some(NS_XML)` for `xml:lang`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
     /// Namespace of a prefixed attribute.
-    pub ns: Option<String>,
+    pub ns: Option<CompactString>,
     /// Local name.
-    pub name: String,
+    pub name: CompactString,
     /// Unescaped value.
-    pub value: String,
+    pub value: CompactString,
 }
 
 /// A child of an element.
@@ -25,9 +31,9 @@ pub enum Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     /// Local name.
-    pub name: String,
+    pub name: CompactString,
     /// Resolved namespace URI ("" for none).
-    pub ns: String,
+    pub ns: CompactString,
     /// Attributes in document order.
     pub attrs: Vec<Attr>,
     /// Children in document order.
@@ -36,7 +42,7 @@ pub struct Element {
 
 impl Element {
     /// A new empty element.
-    pub fn new(name: impl Into<String>, ns: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<CompactString>, ns: impl Into<CompactString>) -> Self {
         Self {
             name: name.into(),
             ns: ns.into(),
@@ -46,7 +52,11 @@ impl Element {
     }
 
     /// Builder: sets (or replaces) an unprefixed attribute.
-    pub fn with_attr(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_attr(
+        mut self,
+        name: impl Into<CompactString>,
+        value: impl Into<CompactString>,
+    ) -> Self {
         self.set_attr(name, value);
         self
     }
@@ -72,7 +82,7 @@ impl Element {
     }
 
     /// Sets (or replaces) an unprefixed attribute.
-    pub fn set_attr(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn set_attr(&mut self, name: impl Into<CompactString>, value: impl Into<CompactString>) {
         let name = name.into();
         let value = value.into();
         match self
@@ -95,7 +105,7 @@ impl Element {
             .attrs
             .iter()
             .position(|a| a.ns.is_none() && a.name == name)?;
-        Some(self.attrs.remove(idx).value)
+        Some(self.attrs.remove(idx).value.into_string())
     }
 
     /// `xml:lang`, if present.

@@ -18,7 +18,7 @@ use memchr::{memchr, memchr3, memmem};
 use quick_xml::escape::{resolve_xml_entity, unescape_with, EscapeError};
 use quick_xml::events::attributes::Attributes;
 
-use crate::{Attr, Element, XmlError, NS_STREAM, NS_XML};
+use crate::{Attr, CompactString, Element, XmlError, NS_STREAM, NS_XML};
 
 /// Limits on what a peer may send. Exceeding one is `policy-violation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -727,15 +727,15 @@ impl Doc {
                 })?;
                 let ns = match ap {
                     "" => None,
-                    "xml" => Some(NS_XML.to_owned()),
+                    "xml" => Some(CompactString::const_new(NS_XML)),
                     other => {
                         deferred.push(attrs.len());
-                        Some(other.to_owned())
+                        Some(CompactString::from(other))
                     }
                 };
                 attrs.push(Attr {
                     ns,
-                    name: an.to_owned(),
+                    name: CompactString::from(an),
                     value,
                 });
             }
@@ -749,14 +749,11 @@ impl Doc {
                 XmlError::NotWellFormed(msg)
             }
         };
-        let ns = self
-            .resolve(prefix)
-            .ok_or_else(|| unbound(prefix))?
-            .to_owned();
+        let ns = CompactString::from(self.resolve(prefix).ok_or_else(|| unbound(prefix))?);
         for i in deferred {
             if let Some(a) = attrs.get_mut(i) {
                 let p = a.ns.take().unwrap_or_default();
-                a.ns = Some(self.resolve(&p).ok_or_else(|| unbound(&p))?.to_owned());
+                a.ns = Some(self.resolve(&p).ok_or_else(|| unbound(&p))?.into());
             }
         }
         for (i, a) in attrs.iter().enumerate() {
@@ -790,7 +787,7 @@ impl Doc {
                 self.state = State::Stream;
             }
             return Ok(Some(StreamEvent::Open(StreamHeader {
-                ns,
+                ns: ns.into_string(),
                 name: local.to_owned(),
                 default_ns,
                 attrs,
@@ -798,7 +795,7 @@ impl Doc {
         }
 
         let element = Element {
-            name: local.to_owned(),
+            name: CompactString::from(local),
             ns,
             attrs,
             children: Vec::new(),
@@ -819,7 +816,7 @@ impl Doc {
 
     /// Records `xmlns:prefix='uri'` (or `xmlns='uri'` for prefix `""`) on the element whose
     /// bindings start at `frame`, enforcing Namespaces in XML 1.0 §3.
-    fn declare(&mut self, frame: usize, prefix: &str, uri: String) -> Result<(), XmlError> {
+    fn declare(&mut self, frame: usize, prefix: &str, uri: CompactString) -> Result<(), XmlError> {
         let fail = |why: &str| {
             Err(XmlError::NotWellFormed(format!(
                 "namespace declaration for '{}': {why}",
@@ -848,7 +845,7 @@ impl Doc {
         }
         self.bindings.push(Binding {
             prefix: interned(prefix).map_or_else(|| Cow::Owned(prefix.to_owned()), Cow::Borrowed),
-            uri: interned(&uri).map_or(Cow::Owned(uri), Cow::Borrowed),
+            uri: interned(&uri).map_or_else(|| Cow::Owned(uri.into_string()), Cow::Borrowed),
         });
         Ok(())
     }
@@ -925,7 +922,7 @@ fn normalize_newlines(s: &str) -> Cow<'_, str> {
 
 /// An attribute value as the application sees it: normalized (XML 1.0 §3.3.3: literal
 /// whitespace characters become spaces), unescaped and checked.
-fn attr_value(raw: &str) -> Result<String, XmlError> {
+fn attr_value(raw: &str) -> Result<CompactString, XmlError> {
     if raw.contains('<') {
         return Err(XmlError::NotWellFormed("'<' in an attribute value".into()));
     }
@@ -937,7 +934,11 @@ fn attr_value(raw: &str) -> Result<String, XmlError> {
     };
     let value = unescape(&normalized)?;
     check_chars(&value)?;
-    Ok(value.into_owned())
+    // Short values are held inline; a long unescaped one keeps its buffer.
+    Ok(match value {
+        Cow::Borrowed(v) => CompactString::from(v),
+        Cow::Owned(v) => CompactString::from(v),
+    })
 }
 
 /// Resolves the five predefined entities and character references; any other entity

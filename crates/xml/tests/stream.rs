@@ -237,7 +237,7 @@ fn several_stanzas_in_one_feed() {
     );
     assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Open(_)))));
     let names: Vec<String> = std::iter::from_fn(|| match p.next_event().unwrap() {
-        Some(StreamEvent::Element(e)) => Some(e.name),
+        Some(StreamEvent::Element(e)) => Some(e.name.into_string()),
         _ => None,
     })
     .collect();

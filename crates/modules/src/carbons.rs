@@ -29,7 +29,7 @@ use corvid_core::{
 };
 use corvid_jid::{BareJid, FullJid, Jid};
 use corvid_stanza::{ns, Condition, Kind, Stanza, StanzaError};
-use corvid_xml::{Element, Node};
+use corvid_xml::{Element, Node, ToCompactString};
 
 /// The carbons namespace (XEP-0280 §3).
 pub const NS: &str = "urn:xmpp:carbons:2";
@@ -119,8 +119,8 @@ pub fn eligible(message: &Element) -> bool {
 /// (§7, §8: `from` is the account's bare JID, the type is kept).
 pub fn wrap(direction: Direction, original: &Element, account: &BareJid, to: &FullJid) -> Element {
     let mut copy = Element::new("message", ns::CLIENT)
-        .with_attr("from", account.to_string())
-        .with_attr("to", to.to_string());
+        .with_attr("from", account.to_compact_string())
+        .with_attr("to", to.to_compact_string());
     if let Some(ty) = original.attr("type") {
         copy.set_attr("type", ty);
     }
@@ -161,9 +161,10 @@ impl Carbons {
     /// arriving for a session of that account that has not enabled carbons (§4).
     fn unwanted(&self, jid: &FullJid, session: SessionId, stanza: &Stanza) -> bool {
         let el = stanza.element();
+        // Cheapest first: nearly every message delivered is no carbon at all.
         stanza.kind() == Kind::Message
-            && el.attr("from") == Some(jid.bare().to_string().as_str())
             && (el.child("sent", NS).is_some() || el.child("received", NS).is_some())
+            && el.attr("from") == Some(jid.bare().to_compact_string().as_str())
             && !self.is_enabled(session)
     }
 

@@ -1,7 +1,7 @@
 //! The stanza header over the raw element.
 
 use corvid_jid::{Jid, JidError};
-use corvid_xml::Element;
+use corvid_xml::{Element, ToCompactString};
 
 use crate::{ns, Condition, StanzaError};
 
@@ -187,13 +187,13 @@ impl Stanza {
     }
     /// Sets `from` (RFC 6120 §8.1.2.1: the server stamps it on everything a client sends).
     pub fn set_from(&mut self, from: Jid) {
-        self.el.set_attr("from", from.to_string());
+        self.el.set_attr("from", from.to_compact_string());
         self.from = Some(from);
     }
     /// Sets or removes `to`.
     pub fn set_to(&mut self, to: Option<Jid>) {
         match &to {
-            Some(j) => self.el.set_attr("to", j.to_string()),
+            Some(j) => self.el.set_attr("to", j.to_compact_string()),
             None => {
                 self.el.remove_attr("to");
             }
@@ -265,10 +265,10 @@ impl Stanza {
             el.set_attr("id", id);
         }
         if let Some(from) = &self.from {
-            el.set_attr("to", from.to_string());
+            el.set_attr("to", from.to_compact_string());
         }
         if let Some(to) = &self.to {
-            el.set_attr("from", to.to_string());
+            el.set_attr("from", to.to_compact_string());
         }
         for child in self.el.child_elements() {
             el.push(child.clone());
@@ -290,10 +290,10 @@ impl Stanza {
             el.set_attr("id", id);
         }
         if let Some(from) = &self.to {
-            el.set_attr("from", from.to_string());
+            el.set_attr("from", from.to_compact_string());
         }
         if let Some(to) = &self.from {
-            el.set_attr("to", to.to_string());
+            el.set_attr("to", to.to_compact_string());
         }
         if let Some(p) = payload {
             el.push(p);

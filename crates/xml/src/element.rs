@@ -4,7 +4,7 @@
 //! inline (every stanza name, most namespaces, ids, types and JIDs), so parsing or copying a
 //! stanza allocates for its longer texts only.
 
-pub use compact_str::CompactString;
+pub use compact_str::{CompactString, ToCompactString};
 
 /// An attribute. `ns` is `None` for unprefixed attributes (which have no namespace in XML),
 /// and `Some(NS_XML)` for `xml:lang`.

@@ -15,7 +15,7 @@ mod element;
 mod error;
 mod parser;
 
-pub use element::{escape_attr, escape_text, Attr, CompactString, Element, Node};
+pub use element::{escape_attr, escape_text, Attr, CompactString, Element, Node, ToCompactString};
 pub use error::XmlError;
 pub use parser::{Limits, Parser, StreamEvent, StreamHeader};
 

@@ -134,6 +134,12 @@ impl Event<'_> {
 /// open stores, read the session table), else [`Hook::on`].
 #[async_trait]
 pub trait Hook: Send + Sync {
+    /// Whether the hook has anything to do with `event`. The runner calls [`Hook::on_with`]
+    /// only when it does: a cheap, synchronous look that spares every stanza the future of
+    /// each hook it does not concern. The default is yes.
+    fn wants(&self, _event: &Event<'_>) -> bool {
+        true
+    }
     /// Handles the event. The default lets it pass.
     async fn on(&self, _event: &mut Event<'_>) -> Flow {
         Flow::Continue

@@ -200,7 +200,7 @@ impl Modules {
     pub async fn run(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         if let Some(list) = self.hooks.get(event.name()) {
             for (_, h) in list {
-                if h.on_with(services, event).await == Flow::Stop {
+                if h.wants(event) && h.on_with(services, event).await == Flow::Stop {
                     return Flow::Stop;
                 }
             }

@@ -249,6 +249,26 @@ fn without_private(message: &Element) -> Option<Element> {
 
 #[async_trait]
 impl Hook for Carbons {
+    fn wants(&self, event: &Event<'_>) -> bool {
+        // Exactly the cases `on_with` acts on.
+        match event {
+            Event::ClientStanza { stanza, .. } => {
+                stanza.kind() == Kind::Message && eligible(stanza.element())
+            }
+            Event::Delivered { stanza, .. } => {
+                stanza.kind() == Kind::Message && eligible(stanza.element())
+            }
+            Event::Deliver { stanza, .. } => {
+                let el = stanza.element();
+                stanza.kind() == Kind::Message
+                    && (el.child("private", NS).is_some()
+                        || el.child("sent", NS).is_some()
+                        || el.child("received", NS).is_some())
+            }
+            _ => true,
+        }
+    }
+
     async fn on_with(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         match event {
             Event::ClientStanza { session, stanza }

@@ -186,6 +186,14 @@ async fn flush(services: &Services, session: SessionId, stanzas: Vec<Stanza>) {
 
 #[async_trait]
 impl Hook for Csi {
+    fn wants(&self, event: &Event<'_>) -> bool {
+        // A delivery concerns it only while the session is inactive.
+        match event {
+            Event::Deliver { session, .. } => lock(&self.inactive).contains_key(session),
+            _ => true,
+        }
+    }
+
     async fn on_with(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         match event {
             Event::ClientNonza {

@@ -21,7 +21,7 @@ use corvid_core::{
     Event, Flow, Hook, IqHandler, IqOutcome, IqTarget, Module, Registrar, Services, SessionId, Spec,
 };
 use corvid_jid::BareJid;
-use corvid_stanza::{ns, Condition, PresenceType, Stanza, StanzaError};
+use corvid_stanza::{ns, Condition, Kind, PresenceType, Stanza, StanzaError};
 use corvid_storage::StoreError;
 use corvid_xml::Element;
 use serde::{Deserialize, Serialize};
@@ -197,6 +197,14 @@ impl IqHandler for LastActivity {
 
 #[async_trait]
 impl Hook for LastActivity {
+    fn wants(&self, event: &Event<'_>) -> bool {
+        // Of what a client sends, only presence (its unavailable presence's status).
+        match event {
+            Event::ClientStanza { stanza, .. } => stanza.kind() == Kind::Presence,
+            _ => true,
+        }
+    }
+
     async fn on_with(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         match event {
             Event::ClientStanza { session, stanza } => self.presence(*session, stanza),

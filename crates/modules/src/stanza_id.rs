@@ -86,6 +86,19 @@ struct StripForged;
 
 #[async_trait]
 impl Hook for StripForged {
+    fn wants(&self, event: &Event<'_>) -> bool {
+        match event {
+            Event::LocalInbound { account, stanza } => {
+                stanza.kind() == Kind::Message
+                    && stanza
+                        .element()
+                        .child_elements()
+                        .any(|e| is_assigned_by(e, account))
+            }
+            _ => true,
+        }
+    }
+
     async fn on(&self, event: &mut Event<'_>) -> Flow {
         let Event::LocalInbound { account, stanza } = event else {
             return Flow::Continue;

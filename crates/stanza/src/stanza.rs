@@ -1,5 +1,7 @@
 //! The stanza header over the raw element.
 
+use std::sync::Arc;
+
 use corvid_jid::{Jid, JidError};
 use corvid_xml::{Element, ToCompactString};
 
@@ -87,12 +89,16 @@ pub enum ParseError {
 }
 
 /// A stanza: header fields parsed once, the element kept whole so unknown payloads survive.
+///
+/// The element is shared between copies and copied on write: routing hands a stanza to each
+/// recipient's mailbox and keeps it for the hooks that run after delivery and for an error
+/// reply, and none of that copies the tree unless someone changes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stanza {
     kind: Kind,
     to: Option<Jid>,
     from: Option<Jid>,
-    el: Element,
+    el: Arc<Element>,
 }
 
 impl Stanza {
@@ -115,16 +121,16 @@ impl Stanza {
             kind,
             to: to.clone().ok().flatten(),
             from: from.clone().ok().flatten(),
-            el,
+            el: Arc::new(el),
         };
         if let Err(e) = to {
             // The bad address must not be echoed as `from` of our reply.
-            stanza.el.remove_attr("to");
+            stanza.element_mut().remove_attr("to");
             let err = StanzaError::new(Condition::JidMalformed).with_text(format!("bad 'to': {e}"));
             return Err(ParseError::Invalid(Box::new(stanza), err));
         }
         if let Err(e) = from {
-            stanza.el.remove_attr("from");
+            stanza.element_mut().remove_attr("from");
             let err =
                 StanzaError::new(Condition::JidMalformed).with_text(format!("bad 'from': {e}"));
             return Err(ParseError::Invalid(Box::new(stanza), err));
@@ -154,7 +160,12 @@ impl Stanza {
     pub fn from_trusted(kind: Kind, el: Element) -> Stanza {
         let to = el.attr("to").and_then(|s| s.parse().ok());
         let from = el.attr("from").and_then(|s| s.parse().ok());
-        Stanza { kind, to, from, el }
+        Stanza {
+            kind,
+            to,
+            from,
+            el: Arc::new(el),
+        }
     }
 
     /// The kind.
@@ -181,21 +192,26 @@ impl Stanza {
     pub fn element(&self) -> &Element {
         &self.el
     }
-    /// The element, consuming the stanza.
+    /// The element, consuming the stanza (copied only if another copy still shares it).
     pub fn into_element(self) -> Element {
-        self.el
+        Arc::unwrap_or_clone(self.el)
+    }
+    /// The element to change: this copy's own (copied first if another copy shares it).
+    fn element_mut(&mut self) -> &mut Element {
+        Arc::make_mut(&mut self.el)
     }
     /// Sets `from` (RFC 6120 §8.1.2.1: the server stamps it on everything a client sends).
     pub fn set_from(&mut self, from: Jid) {
-        self.el.set_attr("from", from.to_compact_string());
+        self.element_mut()
+            .set_attr("from", from.to_compact_string());
         self.from = Some(from);
     }
     /// Sets or removes `to`.
     pub fn set_to(&mut self, to: Option<Jid>) {
         match &to {
-            Some(j) => self.el.set_attr("to", j.to_compact_string()),
+            Some(j) => self.element_mut().set_attr("to", j.to_compact_string()),
             None => {
-                self.el.remove_attr("to");
+                self.element_mut().remove_attr("to");
             }
         }
         self.to = to;
@@ -278,7 +294,7 @@ impl Stanza {
             kind: self.kind,
             to: self.from.clone(),
             from: self.to.clone(),
-            el,
+            el: Arc::new(el),
         })
     }
 
@@ -302,7 +318,7 @@ impl Stanza {
             kind: Kind::Iq,
             to: self.from.clone(),
             from: self.to.clone(),
-            el,
+            el: Arc::new(el),
         }
     }
 }

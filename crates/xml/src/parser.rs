@@ -860,7 +860,15 @@ impl Doc {
             .iter()
             .rev()
             .chain(self.root_bindings.iter().rev());
-        match in_scope.find(|b| b.prefix == prefix) {
+        // Most lookups are for the default namespace (""): a length test, not a memcmp call.
+        let declares = |b: &&Binding| {
+            if prefix.is_empty() {
+                b.prefix.is_empty()
+            } else {
+                b.prefix == prefix
+            }
+        };
+        match in_scope.find(declares) {
             Some(b) => Some(&b.uri),
             // An unprefixed name with no default namespace in scope has no namespace.
             None if prefix.is_empty() => Some(""),

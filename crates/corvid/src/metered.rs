@@ -85,9 +85,6 @@ impl KeyValueStore for Metered<dyn KeyValueStore> {
     async fn set(&self, user: &BareJid, value: &[u8]) -> StoreResult<()> {
         timed("kv.set", self.0.set(user, value)).await
     }
-    async fn set_relaxed(&self, user: &BareJid, value: &[u8]) -> StoreResult<()> {
-        timed("kv.set_relaxed", self.0.set_relaxed(user, value)).await
-    }
     async fn delete(&self, user: &BareJid) -> StoreResult<bool> {
         timed("kv.delete", self.0.delete(user)).await
     }

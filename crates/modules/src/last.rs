@@ -8,8 +8,7 @@
 //!                                    ├ no  ──▶ forbidden (§3)
 //!                                    └ yes ──▶ available resource? seconds='0'
 //!                                              else kv "last"[alice]: seconds since logout + status
-//!  session-closed, last resource ──▶ kv "last"[alice] = { at, status }   (relaxed durability:
-//!                                     durable within about a second, not an fsync per logout)
+//!  session-closed, last resource ──▶ kv "last"[alice] = { at, status }
 //!  client-stanza, <presence type='unavailable'><status/>  ──▶ remembered for that session
 //! ```
 
@@ -158,7 +157,7 @@ impl LastActivity {
                 return;
             }
         };
-        if let Err(e) = services.store.kv(STORE).set_relaxed(jid, &bytes).await {
+        if let Err(e) = services.store.kv(STORE).set(jid, &bytes).await {
             warn!(what = "last-store-error", user = %jid, error = %e);
         }
     }

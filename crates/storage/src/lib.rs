@@ -80,13 +80,6 @@ pub trait KeyValueStore: Send + Sync {
     async fn get(&self, user: &BareJid) -> StoreResult<Option<Vec<u8>>>;
     /// Replaces the user's document.
     async fn set(&self, user: &BareJid, value: &[u8]) -> StoreResult<()>;
-    /// Replaces the user's document, as [`Self::set`], for a value that is cheap to lose in a
-    /// crash (XEP-0012 last activity, written at every logout): the store may answer before the
-    /// write is durable, provided it becomes durable within about a second, and at once on a
-    /// clean shutdown. Readers see it as soon as this returns. By default, [`Self::set`].
-    async fn set_relaxed(&self, user: &BareJid, value: &[u8]) -> StoreResult<()> {
-        self.set(user, value).await
-    }
     /// Removes the user's document; false if there was none.
     async fn delete(&self, user: &BareJid) -> StoreResult<bool>;
 }

@@ -8,7 +8,7 @@ use corvid_storage::{KeyValueStore, StoreResult};
 
 use crate::blocking::{read, Context};
 use crate::tables::KV;
-use crate::writer::{Db, Durability};
+use crate::writer::Db;
 
 /// One named key-value store of an [`crate::EmbeddedStore`].
 pub(crate) struct EmbeddedKv {
@@ -26,21 +26,6 @@ impl EmbeddedKv {
     }
 }
 
-impl EmbeddedKv {
-    async fn put(&self, user: &BareJid, value: &[u8], durability: Durability) -> StoreResult<()> {
-        let (user, name, value) = (user.to_string(), Arc::clone(&self.name), value.to_vec());
-        self.db
-            .write_with("kv set", durability, move |tx| {
-                tx.open_table(KV)
-                    .context("open kv")?
-                    .insert((user.as_str(), &*name), value.as_slice())
-                    .context("write kv")?;
-                Ok(())
-            })
-            .await
-    }
-}
-
 #[async_trait]
 impl KeyValueStore for EmbeddedKv {
     async fn get(&self, user: &BareJid) -> StoreResult<Option<Vec<u8>>> {
@@ -54,11 +39,16 @@ impl KeyValueStore for EmbeddedKv {
     }
 
     async fn set(&self, user: &BareJid, value: &[u8]) -> StoreResult<()> {
-        self.put(user, value, Durability::Immediate).await
-    }
-
-    async fn set_relaxed(&self, user: &BareJid, value: &[u8]) -> StoreResult<()> {
-        self.put(user, value, Durability::Relaxed).await
+        let (user, name, value) = (user.to_string(), Arc::clone(&self.name), value.to_vec());
+        self.db
+            .write("kv set", move |tx| {
+                tx.open_table(KV)
+                    .context("open kv")?
+                    .insert((user.as_str(), &*name), value.as_slice())
+                    .context("write kv")?;
+                Ok(())
+            })
+            .await
     }
 
     async fn delete(&self, user: &BareJid) -> StoreResult<bool> {

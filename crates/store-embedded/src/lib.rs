@@ -38,8 +38,7 @@
 //! blocking pool. Writes go to the store's
 //! writer thread, which commits the writes queued at that moment in one transaction with one
 //! fsync (group commit, see `writer.rs`); each caller hears back once its write is durable
-//! (redb's default `Durability::Immediate`), and sees the same result it would have alone;
-//! `KeyValueStore::set_relaxed` answers before its fsync, which follows within a second. redb
+//! (redb's default `Durability::Immediate`), and sees the same result it would have alone. redb
 //! runs one write transaction at a time, which is what makes `append` with `max_items` and
 //! `AccountStore::delete` atomic.
 //! `AccountStore::import` commits every 4096 accounts; if it fails part way, the committed

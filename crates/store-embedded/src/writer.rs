@@ -17,19 +17,10 @@
 //! transaction, so the group is then rolled back and every job of it is run again alone, each in
 //! its own transaction: the failing one fails by itself, as it would have without grouping.
 //! That is why jobs are `Fn`: they may run twice, the first run never committed.
-//!
-//! A write may ask for [`Durability::Relaxed`] (XEP-0012 last activity, one per logout): a group
-//! made only of such writes is committed without an fsync (redb's `Durability::None`) and its
-//! callers hear back at once. The thread then makes it durable with an empty fsynced commit
-//! after [`SYNC_DELAY`] without other writes, or sooner with the next group that has an ordinary
-//! write (an fsynced commit persists every commit before it), and before it stops. A crash loses
-//! at most the relaxed writes of the last [`SYNC_DELAY`]; nothing else changes.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use corvid_storage::{StoreError, StoreResult};
 use redb::{Database, WriteTransaction};
@@ -39,18 +30,6 @@ use crate::blocking::Context;
 
 /// At most this many jobs share a transaction (bounds the work lost to one failing job).
 const MAX_GROUP: usize = 256;
-
-/// How long a relaxed write may stay without an fsync, at most (plus one commit).
-pub(crate) const SYNC_DELAY: Duration = Duration::from_secs(1);
-
-/// How soon a write must be on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// Durable before the caller hears back.
-    Immediate,
-    /// Durable within [`SYNC_DELAY`] (see the module documentation).
-    Relaxed,
-}
 
 /// A database and the writer thread that makes every write transaction on it.
 #[derive(Clone)]
@@ -93,24 +72,9 @@ impl Db {
         T: Send + 'static,
         F: Fn(&WriteTransaction) -> StoreResult<T> + Send + 'static,
     {
-        self.write_with(what, Durability::Immediate, work).await
-    }
-
-    /// [`Self::write`] with the durability it needs.
-    pub(crate) async fn write_with<T, F>(
-        &self,
-        what: &'static str,
-        durability: Durability,
-        work: F,
-    ) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: Fn(&WriteTransaction) -> StoreResult<T> + Send + 'static,
-    {
         let (reply, result) = oneshot::channel();
         let job = Box::new(Typed {
             what,
-            durability,
             work,
             result: None,
             reply,
@@ -159,13 +123,10 @@ trait Job: Send {
     fn answer(self: Box<Self>, error: Option<StoreError>);
     /// Names the operation.
     fn what(&self) -> &'static str;
-    /// How soon it must be on disk.
-    fn durability(&self) -> Durability;
 }
 
 struct Typed<T, F> {
     what: &'static str,
-    durability: Durability,
     work: F,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
@@ -207,33 +168,11 @@ where
     fn what(&self) -> &'static str {
         self.what
     }
-
-    fn durability(&self) -> Durability {
-        self.durability
-    }
 }
 
-/// The writer thread: until every handle is dropped, commits each group of queued jobs; keeps
-/// relaxed commits from waiting longer than [`SYNC_DELAY`] for their fsync.
+/// The writer thread: until every handle is dropped, commits each group of queued jobs.
 fn write_loop(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>) {
-    // A commit was made without an fsync and no fsynced commit has followed it yet.
-    let mut unsynced = false;
-    loop {
-        let first = if unsynced {
-            match jobs.recv_timeout(SYNC_DELAY) {
-                Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => {
-                    unsynced = !sync(db);
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            }
-        };
+    while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -241,110 +180,55 @@ fn write_loop(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        // One ordinary write makes the whole group (and every commit before it) durable.
-        let durability = if group.iter().all(|j| j.durability() == Durability::Relaxed) {
-            Durability::Relaxed
-        } else {
-            Durability::Immediate
-        };
-        let grouped = if group.len() > 1 {
-            commit_group(db, &mut group, durability)
-        } else {
-            None
-        };
-        // Alone, each job in turn: every one of them runs, whatever the others did.
-        let synced = grouped.unwrap_or_else(|| {
-            let mut synced = false;
+        if group.len() == 1 || !commit_group(db, &mut group) {
             for job in group {
-                synced |= commit_alone(db, job, durability);
+                commit_alone(db, job);
             }
-            synced
-        });
-        unsynced = match durability {
-            Durability::Relaxed => true,
-            Durability::Immediate => unsynced && !synced,
-        };
-    }
-    // Every handle is gone: what is still without an fsync gets one before the file closes.
-    if unsynced {
-        sync(db);
+        }
     }
 }
 
-/// An empty fsynced commit, which makes every commit before it durable. True when done.
-fn sync(db: &Database) -> bool {
-    let r = db
-        .begin_write()
-        .context("begin sync")
-        .and_then(|tx| tx.commit().context("commit sync"));
-    if let Err(e) = &r {
-        tracing::warn!(what = "store_sync_failed", backend = "embedded", error = %e);
-    }
-    r.is_ok()
-}
-
-/// Starts a write transaction with `durability`.
-fn begin(db: &Database, what: &str, durability: Durability) -> StoreResult<WriteTransaction> {
-    let mut tx = db.begin_write().context(what)?;
-    if durability == Durability::Relaxed {
-        tx.set_durability(redb::Durability::None);
-    }
-    Ok(tx)
-}
-
-/// Runs every job of `group` in one transaction and commits it. `Some` when done (every job
-/// answered), with whether an fsynced commit succeeded; `None` when a job failed, the
-/// transaction rolled back and the jobs are still to be run alone.
-fn commit_group(
-    db: &Database,
-    group: &mut Vec<Box<dyn Job>>,
-    durability: Durability,
-) -> Option<bool> {
-    let tx = match begin(db, "begin grouped write", durability) {
+/// Runs every job of `group` in one transaction and commits it. True when done (every job
+/// answered); false when a job failed, the transaction rolled back and the jobs are still to be
+/// run alone.
+fn commit_group(db: &Database, group: &mut Vec<Box<dyn Job>>) -> bool {
+    let tx = match db.begin_write().context("begin grouped write") {
         Ok(tx) => tx,
         Err(e) => {
             for job in group.drain(..) {
                 job.answer(Some(e.clone()));
             }
-            return Some(false);
+            return true;
         }
     };
     for job in group.iter_mut() {
         if !job.run(&tx) {
             drop(tx);
-            return None;
+            return false;
         }
     }
     let error = tx.commit().context("commit grouped write").err();
     if let Some(e) = &error {
         tracing::warn!(what = "store_commit_failed", backend = "embedded", writes = group.len(), error = %e);
     }
-    let synced = error.is_none() && durability == Durability::Immediate;
     for job in group.drain(..) {
         job.answer(error.clone());
     }
-    Some(synced)
+    true
 }
 
 /// Runs one job in a transaction of its own: committed if it succeeded, rolled back if not.
-/// True when an fsynced commit succeeded.
-fn commit_alone(db: &Database, mut job: Box<dyn Job>, durability: Durability) -> bool {
+fn commit_alone(db: &Database, mut job: Box<dyn Job>) {
     let what = job.what();
-    let tx = match begin(db, what, durability) {
+    let tx = match db.begin_write().context(what) {
         Ok(tx) => tx,
-        Err(e) => {
-            job.answer(Some(e));
-            return false;
-        }
+        Err(e) => return job.answer(Some(e)),
     };
     if job.run(&tx) {
         let error = tx.commit().context(what).err();
-        let synced = error.is_none() && durability == Durability::Immediate;
         job.answer(error);
-        synced
     } else {
         drop(tx);
         job.answer(None);
-        false
     }
 }

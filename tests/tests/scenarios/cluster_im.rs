@@ -82,6 +82,9 @@ async fn subscriptions_probes_carbons_and_offline_messages_work_across_nodes() {
         .await
         .unwrap();
     alice3.expect_element("iq", ns::CLIENT).await;
+    // Nodes 1 and 2 answer a3's presence by routing to a3: their replicas must know it first
+    // (a reply racing a new session's replication is dropped; docs/cluster.md, "Not done yet").
+    cluster.caught_up().await.unwrap();
     alice3.send("<presence/>").await.unwrap();
     // From two other nodes, in either order: the full last presence of bob/b2 (rule 4), kept
     // in node 2's memory only, and (§4.2.2) that of the account's other resource, on node 1.

@@ -277,6 +277,9 @@ async fn roster_pushes_reach_interested_resources_on_every_node_and_only_them() 
 
     println!("=== quiet3 on node 3 requests the roster; a removal on node 2 reaches it and a1");
     request_roster(&mut quiet3).await;
+    // Node 2 pushes to the resources its replica lists as interested: it must know quiet3's
+    // request first (the same replication race as in the test above).
+    cluster.caught_up().await.unwrap();
     a2.send(
         "<iq type='set' id='rm1'><query xmlns='jabber:iq:roster'>\
          <item jid='nurse@localhost' subscription='remove'/></query></iq>",

@@ -37,7 +37,7 @@ use tracing_subscriber::Layer as _;
 mod metrics;
 mod propagation;
 
-pub use metrics::{metrics, Metrics, RegistryStatus};
+pub use metrics::{metrics, Metrics, RegistryStatus, StanzaCounter};
 /// Attribute of a metric point, as the [`Metrics`] instruments take them.
 pub use opentelemetry::KeyValue;
 pub use propagation::{continue_trace, inject};

@@ -128,6 +128,19 @@ struct Hooks(Arc<Inner>);
 
 #[async_trait]
 impl Hook for Hooks {
+    /// Stanzas concern the roster only when they are presence (subscriptions, probes,
+    /// broadcasts) or, on delivery, IQs (held-back roster pushes): a chat message runs none of
+    /// its listeners.
+    fn wants(&self, event: &Event<'_>) -> bool {
+        match event {
+            Event::ClientStanza { stanza, .. } | Event::LocalInbound { stanza, .. } => {
+                stanza.kind() == Kind::Presence
+            }
+            Event::Deliver { stanza, .. } => stanza.kind() != Kind::Message,
+            _ => true,
+        }
+    }
+
     async fn on_with(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         let inner = &self.0;
         match event {

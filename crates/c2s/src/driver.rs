@@ -18,7 +18,7 @@ use corvid_xml::{Limits, Parser};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{timeout, Instant};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn, Instrument as _};
@@ -344,7 +344,8 @@ impl Connection {
         }
     }
 
-    fn deadline(&self, m: &Machine) -> Instant {
+    /// When the connection times out if nothing happens after `now`.
+    fn deadline(&self, m: &Machine, now: Instant) -> Instant {
         let d = if m.is_bound() {
             self.ctx.idle_timeout
         } else if matches!(m.state(), crate::State::Closing) {
@@ -352,12 +353,12 @@ impl Connection {
         } else {
             self.ctx.negotiation_timeout
         };
-        Instant::now() + d
+        now + d
     }
 
-    /// Token-bucket read limit: after reading `n` bytes, how long to pause before reading more.
-    fn charge(&mut self, n: usize) -> Option<Duration> {
-        let now = Instant::now();
+    /// Token-bucket read limit: after reading `n` bytes at `now`, how long to pause before
+    /// reading more.
+    fn charge(&mut self, n: usize, now: Instant) -> Option<Duration> {
         let rate = f64::from(self.ctx.read_rate.max(1));
         let elapsed = now.duration_since(self.last_refill).as_secs_f64();
         self.last_refill = now;
@@ -371,24 +372,36 @@ impl Connection {
     }
 
     async fn run(&mut self, m: &mut Machine, io: &mut Io, shutdown: &mut watch::Receiver<bool>) {
-        let mut deadline = self.deadline(m);
+        // One timer for the connection's life. Activity only moves `deadline`; the timer is
+        // re-armed when it fires early or when the deadline comes closer (a state with a
+        // shorter timeout), so a busy connection costs no timer insertion per stanza.
+        let mut deadline = self.deadline(m, Instant::now());
+        let timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(timer);
         let mut actions = Vec::new();
         loop {
             // Drain every complete event already buffered before reading more.
+            let mut handled = false;
             loop {
                 match self.parser.next_event() {
                     Ok(Some(ev)) => m.handle(Input::Xml(ev), &mut actions),
                     Ok(None) => break,
                     Err(e) => m.handle(Input::XmlError(e), &mut actions),
                 }
+                handled = true;
                 // Boxed: routing a stanza is a deep future; an idle connection holds none.
                 if !Box::pin(self.perform(m, io, &mut actions)).await {
                     let _ = self.flush(io).await;
                     return;
                 }
-                deadline = self.deadline(m);
                 if m.is_closed() {
                     break;
+                }
+            }
+            if handled {
+                deadline = self.deadline(m, Instant::now());
+                if deadline < timer.deadline() {
+                    timer.as_mut().reset(deadline);
                 }
             }
             // What the buffered events caused goes out in one write.
@@ -407,10 +420,11 @@ impl Connection {
                         return;
                     }
                     Ok(n) => {
+                        let now = Instant::now();
                         if m.is_bound() {
-                            deadline = self.deadline(m);
+                            deadline = self.deadline(m, now);
                         }
-                        if let Some(pause) = self.charge(n) {
+                        if let Some(pause) = self.charge(n, now) {
                             // Back-pressure through TCP: stop reading for a while.
                             tokio::time::sleep(pause).await;
                         }
@@ -424,10 +438,7 @@ impl Connection {
                     loop {
                         match item {
                             Outbound::Stanza(st) => {
-                                corvid_telemetry::metrics().stanzas_sent.add(
-                                    1,
-                                    &[corvid_telemetry::KeyValue::new("xmpp.stanza.kind", st.kind().as_str())],
-                                );
+                                corvid_telemetry::metrics().stanzas_sent.add(st.kind().as_str());
                                 st.element().write_to(&mut self.out, ns::CLIENT);
                             }
                             Outbound::Close(err) => {
@@ -449,12 +460,18 @@ impl Connection {
                         return;
                     }
                 }
-                _ = sleep_until(deadline) => {
+                () = &mut timer => {
+                    if Instant::now() < deadline {
+                        // Activity moved the deadline since the timer was armed.
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
                     m.handle(Input::Timeout, &mut actions);
                     if !self.perform_and_flush(m, io, &mut actions).await {
                         return;
                     }
-                    deadline = self.deadline(m);
+                    deadline = self.deadline(m, Instant::now());
+                    timer.as_mut().reset(deadline);
                 }
                 _ = shutdown.changed() => {
                     m.handle(Input::Shutdown, &mut actions);
@@ -582,10 +599,7 @@ impl Connection {
                 }
                 Action::Route(mut stanza) => {
                     let kind = stanza.kind().as_str();
-                    corvid_telemetry::metrics().stanzas_received.add(
-                        1,
-                        &[corvid_telemetry::KeyValue::new("xmpp.stanza.kind", kind)],
-                    );
+                    corvid_telemetry::metrics().stanzas_received.add(kind);
                     // Each stanza is a trace of its own (a connection lives for hours), linked
                     // to its connection's span.
                     let span = tracing::info_span!(

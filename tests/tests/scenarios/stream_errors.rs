@@ -299,6 +299,36 @@ async fn a_silent_negotiation_gets_connection_timeout() {
 }
 
 #[tokio::test]
+async fn a_bound_session_times_out_only_once_it_falls_silent() {
+    // RFC 6120 §4.9.3.4 with idle_secs = 1. Whitespace keepalives (§4.6.1) and stanzas keep
+    // the session open well past the timeout; once it falls silent, connection-timeout.
+    let server = juliet_and_romeo(|s| s.timeouts.idle_secs = 1)
+        .await
+        .unwrap();
+    let mut c = bound_juliet(&server)
+        .await
+        .with_timeout(Duration::from_secs(4));
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if i % 2 == 0 {
+            c.send(" ").await.unwrap();
+        } else {
+            c.ping_server().await.unwrap();
+        }
+    }
+    // Three seconds of traffic on a one-second timeout, and the session still answers.
+    c.ping_server().await.unwrap();
+    let silent = tokio::time::Instant::now();
+    c.expect_stream_error("connection-timeout").await;
+    let waited = silent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "timed out {waited:?} after the last stanza"
+    );
+    assert_still_serving(&server).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_connection_that_never_sends_a_header_gets_connection_timeout() {
     // RFC 6120 §4.9.3.4; §4.9.1.2: the server opens a stream to carry the error.
     let server = juliet_and_romeo(|s| s.timeouts.negotiation_secs = 1)

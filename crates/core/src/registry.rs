@@ -49,6 +49,12 @@ pub trait SessionRegistry: Send + Sync {
     fn lookup(&self, jid: &FullJid) -> Option<Route>;
     /// Every bound resource of an account.
     fn resources(&self, bare: &BareJid) -> Vec<Route>;
+    /// Whether any bound resource of an account satisfies `pred`: a question asked of every
+    /// routed message (are there other resources to copy it to?), answered without copying
+    /// the routes where the registry can.
+    fn any_resource(&self, bare: &BareJid, pred: &mut dyn FnMut(&Route) -> bool) -> bool {
+        self.resources(bare).iter().any(pred)
+    }
     /// Number of bound sessions.
     fn len(&self) -> usize;
     /// True if nothing is bound.

@@ -498,8 +498,35 @@ impl IqHandler for Blocking {
     }
 }
 
+impl Blocking {
+    /// True when `user`'s blocklist is cached and empty: nothing of theirs needs checking.
+    fn known_empty(&self, user: &BareJid) -> bool {
+        lock(&self.cache)
+            .lists
+            .get(user)
+            .is_some_and(|l| l.is_empty())
+    }
+}
+
 #[async_trait]
 impl Hook for Blocking {
+    /// Most users block nobody: a message or IQ between them is passed over without the
+    /// listener's future once their (empty) lists are cached. Presence always runs (it is
+    /// tracked for unblocking, and broadcasts check the sender's list).
+    fn wants(&self, event: &Event<'_>) -> bool {
+        match event {
+            Event::ClientStanza { stanza, .. } => match (stanza.from(), stanza.to()) {
+                _ if stanza.kind() == Kind::Presence => true,
+                (Some(from), Some(_)) => !self.known_empty(from.bare()),
+                _ => false,
+            },
+            Event::LocalInbound { account, stanza } => {
+                stanza.kind() == Kind::Presence || !self.known_empty(account)
+            }
+            _ => true,
+        }
+    }
+
     async fn on_with(&self, services: &Services, event: &mut Event<'_>) -> Flow {
         match event {
             Event::ClientStanza { session, stanza } => {

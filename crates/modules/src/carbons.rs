@@ -199,8 +199,13 @@ impl Carbons {
             Some(Jid::Full(to)) => Some(to),
             _ => None,
         };
+        let wanted = |r: &Route| r.available && r.session != session && Some(&r.jid) != recipient;
+        // Nearly always nobody (one resource): asked first, without copying the routes.
+        if !services.registry.any_resource(account, &mut |r| wanted(r)) {
+            return;
+        }
         let mut targets = self.targets(services, account);
-        targets.retain(|r| r.session != session && Some(&r.jid) != recipient);
+        targets.retain(wanted);
         self.send_copies(
             services,
             Direction::Sent,
@@ -224,8 +229,12 @@ impl Carbons {
         if stanza.from().is_some_and(|f| f.bare() == account) {
             return;
         }
+        let wanted = |r: &Route| r.available && !took_it.contains(&r.session);
+        if !services.registry.any_resource(account, &mut |r| wanted(r)) {
+            return;
+        }
         let mut targets = self.targets(services, account);
-        targets.retain(|r| !took_it.contains(&r.session));
+        targets.retain(wanted);
         self.send_copies(
             services,
             Direction::Received,

@@ -213,6 +213,11 @@ impl SessionRegistry for RaftRegistry {
             .read(|state| state.resources(bare).cloned().map(Route::from).collect())
     }
 
+    fn any_resource(&self, bare: &BareJid, pred: &mut dyn FnMut(&Route) -> bool) -> bool {
+        self.replica
+            .read(|state| state.resources(bare).any(|r| pred(&Route::from(r.clone()))))
+    }
+
     fn len(&self) -> usize {
         self.replica.read(|state| state.len())
     }

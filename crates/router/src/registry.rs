@@ -75,6 +75,12 @@ impl SessionRegistry for LocalRegistry {
         self.read().get(bare).cloned().unwrap_or_default()
     }
 
+    fn any_resource(&self, bare: &BareJid, pred: &mut dyn FnMut(&Route) -> bool) -> bool {
+        self.read()
+            .get(bare)
+            .is_some_and(|routes| routes.iter().any(pred))
+    }
+
     fn len(&self) -> usize {
         self.read().values().map(Vec::len).sum()
     }

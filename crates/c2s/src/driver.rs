@@ -10,14 +10,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use corvid_core::{Event, Flow, SessionId};
-use corvid_router::{BindError, Outbound, Router};
+use corvid_router::{BindError, Inbox, Outbound, Router};
 use corvid_sasl::ChannelBindings;
 use corvid_stanza::{ns, StreamCondition, StreamError};
 use corvid_storage::Store;
 use corvid_xml::{Limits, Parser};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -313,7 +313,7 @@ struct Connection {
     slot: Option<UnauthSlot>,
     session: SessionId,
     bound: Option<corvid_jid::FullJid>,
-    mailbox: Option<mpsc::Receiver<Outbound>>,
+    mailbox: Option<Inbox>,
     parser: Parser,
     out: String,
     tokens: f64,
@@ -450,7 +450,7 @@ impl Connection {
                         if taken >= MAILBOX_BATCH || self.out.len() >= MAILBOX_BATCH_BYTES {
                             break;
                         }
-                        match self.mailbox.as_mut().map(mpsc::Receiver::try_recv) {
+                        match self.mailbox.as_mut().map(Inbox::try_recv) {
                             Some(Ok(next)) => item = next,
                             _ => break,
                         }
@@ -574,7 +574,7 @@ impl Connection {
                     self.slot = None;
                 }
                 Action::Bind(jid) => {
-                    let (tx, rx) = mpsc::channel(self.ctx.session_queue);
+                    let (tx, rx) = corvid_router::mailbox(self.ctx.session_queue);
                     let bind = self
                         .ctx
                         .router

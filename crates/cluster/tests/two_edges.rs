@@ -145,14 +145,14 @@ impl Cluster {
 struct Persona {
     jid: FullJid,
     session: SessionId,
-    inbox: mpsc::Receiver<Outbound>,
+    inbox: corvid_router::Inbox,
 }
 
 impl Persona {
     async fn bind(edge: &Edge, jid: &str, mailbox: usize) -> Persona {
         let jid: FullJid = jid.parse().expect("jid");
         let session = edge.router.new_session_id();
-        let (tx, inbox) = mpsc::channel(mailbox);
+        let (tx, inbox) = corvid_router::mailbox(mailbox);
         edge.router
             .bind(jid.clone(), session, tx)
             .await

@@ -7,6 +7,7 @@
 //!   bound where, with what priority), and [`LocalRegistry`], its in-process implementation.
 //!   In the cluster it becomes the Raft replica: reads stay local, writes go through the log.
 //! - `router.rs`: [`Router`]: local mailboxes, the server's IQ dispatch, and delivery.
+//! - `mailbox.rs`: [`Mailbox`] and [`Inbox`], a session's bounded queue, empty-costs-nothing.
 //!
 //! ```text
 //!  c2s session ──route(stanza)──▶ Router ──decide()──▶ Deliver(sessions) ─▶ mailboxes ─▶ c2s drivers
@@ -16,10 +17,12 @@
 //! ```
 
 mod decide;
+pub mod mailbox;
 mod registry;
 mod router;
 
 pub use corvid_core::{BindError, Route, SessionRegistry};
 pub use decide::{decide, Decision, ResourceView};
+pub use mailbox::{mailbox, Inbox, Mailbox};
 pub use registry::LocalRegistry;
-pub use router::{Mailbox, Outbound, Router};
+pub use router::{Outbound, Router};

@@ -4,13 +4,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
+use crate::mailbox::TrySendError;
 use corvid_core::{
     Event, Flow, IqTarget, NodeId, RemoteDelivery, RemoteError, Services, SessionId, StanzaSender,
 };
 use corvid_jid::{BareJid, FullJid, Jid};
 use corvid_stanza::{Condition, Kind, Stanza, StanzaError, StreamCondition, StreamError};
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
 use crate::{decide, BindError, Decision, Route, SessionRegistry};
@@ -31,8 +30,7 @@ pub enum Outbound {
     Close(Box<StreamError>),
 }
 
-/// The sending half of a session's mailbox. Bounded: a session that does not drain it is stuck.
-pub type Mailbox = mpsc::Sender<Outbound>;
+pub use crate::mailbox::Mailbox;
 
 /// A session held by this node.
 struct LocalSession {

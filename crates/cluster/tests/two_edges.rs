@@ -493,7 +493,7 @@ async fn a_session_replaced_from_another_edge_is_closed_by_its_own_edge_with_con
     let other: FullJid = "alice@example.org/other".parse().expect("jid");
     assert!(
         !cluster.node1.router.close_replaced(&other, old.session),
-        "a session bound to another JID is left alone (session ids restart with a node)"
+        "a session bound to another JID is left alone (only the session holding the JID is closed)"
     );
     assert!(old.inbox.try_recv().is_err());
     assert!(cluster.node1.router.close_replaced(&old.jid, old.session));

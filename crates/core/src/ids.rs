@@ -8,25 +8,28 @@ use rand::RngCore;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u64);
 
-/// A client session, unique within its node across restarts (see [`SessionId::first_at`]).
+/// A client session, unique across the cluster and across restarts (see [`SessionId::random`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
 impl SessionId {
-    /// Low bits of a session id counted within one incarnation of a node: a node may hand out
-    /// 2^20 (about a million) sessions per millisecond of its lifetime before its ids could
-    /// reach those of a later start.
-    pub const INCARNATION_SHIFT: u32 = 20;
-
-    /// The first session id of a node started at `start_ms` (milliseconds since the Unix epoch):
-    /// the start time in the high bits, a counter from 1 in the low bits. A restarted node
-    /// therefore never reuses an id of its previous run (whose routes may still be in the
-    /// cluster's table until its lease runs out), as long as its clock moved forward between
-    /// the two starts and the previous run created fewer than 2^20 sessions per millisecond it
-    /// lived. Times past 2^44 ms (year 2527) wrap into the low bits' range, still never 0.
-    pub fn first_at(start_ms: u64) -> SessionId {
-        let incarnation = start_ms & ((1 << (64 - Self::INCARNATION_SHIFT)) - 1);
-        SessionId((incarnation << Self::INCARNATION_SHIFT) | 1)
+    /// A fresh id: 64 random bits from the OS-seeded CSPRNG, never 0 (0 means "no session" in
+    /// router.proto).
+    ///
+    /// Ids must not repeat between nodes, not only within one: a route names its node, but
+    /// modules compare the sessions of routes from any node with their own (the sender's
+    /// other resources, who already took a stanza). Ids counted up from each node's start
+    /// time were the same on two nodes started in the same millisecond, and a resource of an
+    /// account then passed for another resource of it on another node. Random ids need no
+    /// clock and no coordination: among a million live sessions, the chance that any two
+    /// share an id is about 3 in 10^8.
+    pub fn random() -> SessionId {
+        loop {
+            let id = rand::thread_rng().next_u64();
+            if id != 0 {
+                return SessionId(id);
+            }
+        }
     }
 }
 
@@ -62,18 +65,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_restarted_node_starts_above_every_id_of_its_previous_run() {
-        let first_start = 1_750_000_000_000; // ms since the epoch, in 2025
-        let first = SessionId::first_at(first_start);
-        assert_ne!(first.0, 0, "0 means \"no session\" in router.proto");
-        // The previous run lived 1 ms and handed out 2^20 - 1 more sessions: the most it may.
-        let last_of_previous = first.0 + (1 << SessionId::INCARNATION_SHIFT) - 2;
-        let restarted = SessionId::first_at(first_start + 1);
-        assert!(restarted.0 > last_of_previous);
-        // A node restarted a minute later starts far above.
-        assert!(SessionId::first_at(first_start + 60_000).0 > first.0 + (60_000 << 20) - 1);
-        // Start times are kept exactly: two starts a millisecond apart never share an id range.
-        assert_eq!(restarted.0 - first.0, 1 << SessionId::INCARNATION_SHIFT);
+    fn session_ids_are_never_zero_and_do_not_repeat() {
+        let ids: std::collections::HashSet<SessionId> =
+            (0..100_000).map(|_| SessionId::random()).collect();
+        assert_eq!(ids.len(), 100_000);
+        assert!(!ids.contains(&SessionId(0)));
     }
 
     #[test]

@@ -1,10 +1,8 @@
 //! Delivery: local mailboxes, server IQ dispatch, errors back to senders.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
-use crate::mailbox::TrySendError;
 use corvid_core::{
     Event, Flow, IqTarget, NodeId, RemoteDelivery, RemoteError, Services, SessionId, StanzaSender,
 };
@@ -12,14 +10,8 @@ use corvid_jid::{BareJid, FullJid, Jid};
 use corvid_stanza::{Condition, Kind, Stanza, StanzaError, StreamCondition, StreamError};
 use tracing::{debug, warn};
 
+use crate::mailbox::TrySendError;
 use crate::{decide, BindError, Decision, Route, SessionRegistry};
-
-/// Milliseconds since the Unix epoch by this machine's clock (0 if it is set before 1970).
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// What a session's mailbox carries.
 #[derive(Debug)]
@@ -48,7 +40,6 @@ pub struct Router {
     services: OnceLock<Services>,
     /// Where stanzas for sessions on other nodes go; `None` on a single node.
     remote: RwLock<Option<Arc<dyn RemoteDelivery>>>,
-    next_session: AtomicU64,
     max_resources: usize,
     /// Sessions being closed because the cluster dropped them (this node was declared down):
     /// their contacts were told already ([`Router::close_orphans`]).
@@ -68,9 +59,6 @@ impl Router {
             mailboxes: RwLock::new(HashMap::new()),
             services: OnceLock::new(),
             remote: RwLock::new(None),
-            // Ids carry this start's time, so a restarted node never reuses one (a route of its
-            // previous run may still be in a cluster's table until its lease runs out).
-            next_session: AtomicU64::new(SessionId::first_at(unix_ms()).0),
             max_resources,
             orphans: Mutex::new(HashSet::new()),
         })
@@ -113,9 +101,9 @@ impl Router {
         &self.registry
     }
 
-    /// A fresh session id, unique on this node across restarts ([`SessionId::first_at`]).
+    /// A fresh session id, unique across the cluster ([`SessionId::random`]).
     pub fn new_session_id(&self) -> SessionId {
-        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
+        SessionId::random()
     }
 
     fn mailbox(&self, session: SessionId) -> Option<Mailbox> {
@@ -170,8 +158,8 @@ impl Router {
         };
         if let Some(old) = replaced {
             debug!(what = "session-replaced", jid = %jid, old = %old.session, old_node = old.node.0, new = %session);
-            // Session ids are per node: only a session of this node is ours to close. One on
-            // another node is closed by that node when its replica sees the replacement.
+            // Only a session of this node is ours to close. One on another node is closed by
+            // that node when its replica sees the replacement.
             if let Some(mb) = self.mailbox(old.session).filter(|_| old.node == self.node) {
                 let err = StreamError::new(StreamCondition::Conflict)
                     .with_text("replaced by a new session for the same resource");
@@ -185,8 +173,8 @@ impl Router {
     }
 
     /// Closes the local session `session` with `conflict` if it is bound to `jid`: another
-    /// session (possibly on another node) took its full JID. The JID check matters because
-    /// session ids restart with a node. Returns whether a session was told.
+    /// session (possibly on another node) took its full JID. The JID check keeps a stale or
+    /// mistaken id from closing a session bound elsewhere. Returns whether a session was told.
     pub fn close_replaced(&self, jid: &FullJid, session: SessionId) -> bool {
         let mailbox = self
             .mailboxes
@@ -663,5 +651,24 @@ impl StanzaSender for RouterSender {
                 .to_local_session(&route.jid, route.session, stanza)
                 .await
                 .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LocalRegistry;
+
+    #[test]
+    fn nodes_started_together_hand_out_different_session_ids() {
+        // Ids are compared across nodes (docs/cluster.md, "Session ids"): two routers created
+        // in the same millisecond, as a cluster's nodes often are, must not share any.
+        let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
+        let one = Router::new(NodeId(1), registry.clone(), 10);
+        let three = Router::new(NodeId(3), registry, 10);
+        let ids: HashSet<SessionId> = (0..1000)
+            .flat_map(|_| [one.new_session_id(), three.new_session_id()])
+            .collect();
+        assert_eq!(ids.len(), 2000);
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,8 +18,6 @@ use tokio::task::AbortHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
-
-use crate::RegistryProgress;
 
 /// How a [`GrpcForwarder`] talks to its peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +70,6 @@ pub struct GrpcForwarder {
     peers: RwLock<HashMap<NodeId, Arc<Peer>>>,
     transport: Transport,
     config: ForwardConfig,
-    /// This node's replica, whose applied index every envelope carries.
-    progress: OnceLock<Arc<dyn RegistryProgress>>,
 }
 
 impl GrpcForwarder {
@@ -94,16 +90,9 @@ impl GrpcForwarder {
             peers: RwLock::new(HashMap::new()),
             transport,
             config,
-            progress: OnceLock::new(),
         });
         forwarder.set_peers(peers);
         forwarder
-    }
-
-    /// Stamps every envelope with `progress`'s applied index from now on (see
-    /// [`RegistryProgress`]); without it envelopes carry 0 and receivers do not wait. Set once.
-    pub fn set_progress(&self, progress: Arc<dyn RegistryProgress>) {
-        let _ = self.progress.set(progress);
     }
 
     /// Makes `peers` the nodes this forwarder reaches, each with its address. A peer whose
@@ -166,10 +155,7 @@ impl RemoteDelivery for GrpcForwarder {
             return Err(RemoteError::Unavailable);
         };
         let deadline = Instant::now() + self.config.timeout;
-        let mut envelope = envelope(route, stanza);
-        // Read when the stanza leaves: every binding that led to it is applied here by now.
-        envelope.registry_index = self.progress.get().map_or(0, |p| p.applied());
-        let outcome = peer.deliver(envelope, deadline, &self.config).await;
+        let outcome = peer.deliver(route, stanza, deadline, &self.config).await;
         if let Err(e) = outcome {
             debug!(what = "forward-undelivered", node = route.node.0, session = %route.session, error = %e);
         }
@@ -211,27 +197,23 @@ impl Peer {
 
     async fn deliver(
         &self,
-        envelope: v1::Envelope,
+        route: &Route,
+        stanza: &Stanza,
         deadline: Instant,
         config: &ForwardConfig,
     ) -> Result<(), RemoteError> {
-        let envelope_session = envelope.session;
         let Ok(Ok(_permit)) = timeout_at(deadline, self.window.acquire()).await else {
             warn!(what = "forward-window-full", node = self.node.0);
             return Err(RemoteError::Unavailable);
         };
         let stream = self.stream(deadline, config).await?;
-        let report = stream.send(envelope)?;
+        let report = stream.send(envelope(route, stanza))?;
         match timeout_at(deadline, report).await {
             Ok(Ok(outcome)) => outcome,
             // The stream ended before answering; the stanza may or may not have arrived.
             Ok(Err(_)) => Err(RemoteError::Unavailable),
             Err(_) => {
-                warn!(
-                    what = "forward-timeout",
-                    node = self.node.0,
-                    session = envelope_session
-                );
+                warn!(what = "forward-timeout", node = self.node.0, session = %route.session);
                 stream.close();
                 Err(RemoteError::Unavailable)
             }
@@ -466,8 +448,6 @@ fn envelope(route: &Route, stanza: &Stanza) -> v1::Envelope {
         session_jid: Some(route.jid.clone()),
         // The routing span's context: the receiver's delivery span joins this trace.
         trace: corvid_telemetry::inject(&tracing::Span::current()),
-        // Set by the caller, from this node's replica.
-        registry_index: 0,
     })
 }
 

@@ -10,8 +10,6 @@
 //!   It checks each envelope, parses its stanza and hands it to
 //!   [`corvid_router::Router::deliver_local`], answering every envelope with one report, in order.
 //! - `xml.rs`: the stanza bytes of an envelope, both ways.
-//! - `progress.rs`: [`RegistryProgress`], the replica's applied index: each envelope carries the
-//!   sender's, and the receiver waits for its own replica to get as far before delivering.
 //!
 //! ```text
 //!  node 1                                                         node 2
@@ -26,11 +24,6 @@
 //!  Ok(()) or RemoteError ─▶ Router: undelivered everywhere ─▶ error reply to the sender
 //! ```
 //!
-//! Causality: an envelope carries the index of the last registry entry the sender's replica
-//! had applied, and the receiving node delivers it only once its replica has applied as much
-//! (waiting at most [`DeliverService::with_progress`]'s limit), so a reply the stanza causes
-//! finds every session the sender knew of.
-//!
 //! Order: the router awaits each delivery before routing the sender's next stanza, and a peer's
 //! envelopes leave in `seq` order on one stream that the receiver processes one at a time, so
 //! the order of every sender→recipient pair is kept.
@@ -39,10 +32,8 @@
 #![warn(missing_docs)]
 
 mod forward;
-mod progress;
 mod service;
 mod xml;
 
 pub use forward::{ForwardConfig, GrpcForwarder};
-pub use progress::RegistryProgress;
 pub use service::DeliverService;

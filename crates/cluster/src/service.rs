@@ -1,27 +1,19 @@
 //! The receiving side: [`DeliverService`], the `corvid.v1.Router` gRPC service.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use corvid_core::{RemoteError, SessionId};
 use corvid_proto::v1::router_server::{Router as RouterRpc, RouterServer};
 use corvid_proto::{v1, ClusterError, Delivery, RoutedStanza};
 use corvid_router::Router;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn, Instrument as _};
 
-use crate::RegistryProgress;
-
 /// Reports buffered per stream before the service stops reading envelopes (and HTTP/2 flow
 /// control stops the sending edge).
 const REPORT_QUEUE: usize = 64;
-
-/// After a wait for this node's replica ran out, envelopes are delivered without waiting for
-/// this many times the limit.
-const IMPATIENCE: u32 = 5;
 
 /// Serves `Router.Deliver`: puts stanzas that other edges forward into this node's sessions.
 ///
@@ -31,8 +23,6 @@ const IMPATIENCE: u32 = 5;
 pub struct DeliverService {
     router: Arc<Router>,
     shutdown: Option<watch::Receiver<bool>>,
-    /// This node's replica, and how long an envelope may wait for it to catch up.
-    progress: Option<(Arc<dyn RegistryProgress>, Duration)>,
 }
 
 impl DeliverService {
@@ -41,17 +31,7 @@ impl DeliverService {
         Self {
             router,
             shutdown: None,
-            progress: None,
         }
-    }
-
-    /// Delivers an envelope only once `progress` has applied the registry entry it names, or
-    /// `limit` has passed (then it is delivered anyway, and a warning logged): see
-    /// [`RegistryProgress`]. The stream's later envelopes wait behind it, which keeps their
-    /// order.
-    pub fn with_progress(mut self, progress: Arc<dyn RegistryProgress>, limit: Duration) -> Self {
-        self.progress = Some((progress, limit));
-        self
     }
 
     /// Ends every stream with `UNAVAILABLE` (draining) once `shutdown` turns `true`, so that a
@@ -84,7 +64,6 @@ impl RouterRpc for DeliverService {
             request.into_inner(),
             reports,
             self.shutdown.clone(),
-            self.progress.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -96,10 +75,7 @@ async fn serve_stream(
     mut envelopes: Streaming<v1::Envelope>,
     reports: mpsc::Sender<Result<v1::DeliveryReport, Status>>,
     mut shutdown: Option<watch::Receiver<bool>>,
-    progress: Option<(Arc<dyn RegistryProgress>, Duration)>,
 ) {
-    // After a wait for the replica ran out: no more waiting before this.
-    let mut impatient_until: Option<Instant> = None;
     loop {
         let next = tokio::select! {
             next = envelopes.message() => next,
@@ -117,22 +93,6 @@ async fn serve_stream(
             }
         };
         let seq = envelope.seq;
-        if let Some((progress, limit)) = &progress {
-            let index = envelope.registry_index;
-            let waiting = impatient_until.is_none_or(|t| Instant::now() >= t);
-            if waiting && index > progress.applied() && !progress.reach(index, *limit).await {
-                // A replica cut off from the registry's leader would hold every envelope for
-                // the whole limit: stop waiting on this stream for a while.
-                impatient_until = Some(Instant::now() + *limit * IMPATIENCE);
-                warn!(
-                    what = "deliver-replica-behind",
-                    seq,
-                    index,
-                    applied = progress.applied(),
-                    "delivering before this node's replica caught up with the sender's"
-                );
-            }
-        }
         let outcome = deliver(&router, envelope).await;
         let sent = tokio::select! {
             sent = reports.send(Ok(v1::DeliveryReport::new(seq, outcome))) => sent,

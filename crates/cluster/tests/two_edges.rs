@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corvid_cluster::{DeliverService, ForwardConfig, GrpcForwarder, RegistryProgress};
+use corvid_cluster::{DeliverService, ForwardConfig, GrpcForwarder};
 use corvid_core::{NodeId, Registrar, Route, Services, SessionId, SessionRegistry};
 use corvid_jid::{DomainPart, FullJid};
 use corvid_proto::v1::router_client::RouterClient;
@@ -36,33 +36,6 @@ struct Edge {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
-    /// The position of "its replica" the test sets, if it plays with replica progress.
-    progress: Option<Arc<Position>>,
-}
-
-/// A replica's applied index that the test moves by hand (the edges share one registry here,
-/// so replica lag is staged).
-struct Position(watch::Sender<u64>);
-
-impl Position {
-    fn at(index: u64) -> Arc<Self> {
-        Arc::new(Self(watch::channel(index).0))
-    }
-}
-
-#[async_trait::async_trait]
-impl RegistryProgress for Position {
-    fn applied(&self) -> u64 {
-        *self.0.borrow()
-    }
-
-    async fn reach(&self, index: u64, limit: Duration) -> bool {
-        let mut applied = self.0.subscribe();
-        let reached = timeout(limit, applied.wait_for(|a| *a >= index))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        reached
-    }
 }
 
 impl Edge {
@@ -78,23 +51,16 @@ impl Edge {
     /// Starts the gRPC server again on the same address.
     async fn restart_server(&mut self) {
         let listener = TcpListener::bind(self.addr).await.expect("rebind");
-        let (stop, server) = serve(self.router.clone(), listener, self.progress.clone());
+        let (stop, server) = serve(self.router.clone(), listener);
         self.stop = stop;
         self.server = server;
     }
 }
 
 /// Serves `Router.Deliver` for `router` on `listener` until the returned sender says stop.
-fn serve(
-    router: Arc<Router>,
-    listener: TcpListener,
-    progress: Option<Arc<Position>>,
-) -> (watch::Sender<bool>, JoinHandle<()>) {
+fn serve(router: Arc<Router>, listener: TcpListener) -> (watch::Sender<bool>, JoinHandle<()>) {
     let (stop, stopped) = watch::channel(false);
-    let mut service = DeliverService::new(router).with_shutdown(stopped.clone());
-    if let Some(p) = progress {
-        service = service.with_progress(p, CATCH_UP);
-    }
+    let service = DeliverService::new(router).with_shutdown(stopped.clone());
     let server = tokio::spawn(async move {
         let mut stopped = stopped;
         tonic::transport::Server::builder()
@@ -116,17 +82,8 @@ struct Cluster {
     _data: tempfile::TempDir,
 }
 
-/// How long a delivery waits for the staged replica.
-const CATCH_UP: Duration = Duration::from_secs(1);
-
 impl Cluster {
     async fn start(config: ForwardConfig) -> Cluster {
-        Self::start_with(config, [None, None]).await
-    }
-
-    /// [`Cluster::start`] with each node's replica position staged by the test: its forwarder
-    /// stamps envelopes with it, and its service waits for it.
-    async fn start_with(config: ForwardConfig, progress: [Option<Arc<Position>>; 2]) -> Cluster {
         let data = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = EmbeddedStore::open(data.path()).expect("store");
         let registry = Arc::new(LocalRegistry::new());
@@ -150,31 +107,28 @@ impl Cluster {
             .iter()
             .map(|l| l.local_addr().expect("addr"))
             .collect();
-        for (i, peer) in [(0, 1), (1, 0)] {
-            let forwarder = GrpcForwarder::new(
-                HashMap::from([(NodeId(peer as u64 + 1), addrs[peer].to_string())]),
-                config,
-            );
-            if let Some(p) = &progress[i] {
-                forwarder.set_progress(p.clone());
-            }
-            routers[i].set_remote(forwarder);
-        }
-        let mut edges = routers
-            .into_iter()
-            .zip(listeners)
-            .zip(addrs)
-            .zip(progress)
-            .map(|(((router, listener), addr), progress)| {
-                let (stop, server) = serve(router.clone(), listener, progress.clone());
-                Edge {
-                    router,
-                    addr,
-                    stop,
-                    server,
-                    progress,
-                }
-            });
+        routers[0].set_remote(GrpcForwarder::new(
+            HashMap::from([(NodeId(2), addrs[1].to_string())]),
+            config,
+        ));
+        routers[1].set_remote(GrpcForwarder::new(
+            HashMap::from([(NodeId(1), addrs[0].to_string())]),
+            config,
+        ));
+        let mut edges =
+            routers
+                .into_iter()
+                .zip(listeners)
+                .zip(addrs)
+                .map(|((router, listener), addr)| {
+                    let (stop, server) = serve(router.clone(), listener);
+                    Edge {
+                        router,
+                        addr,
+                        stop,
+                        server,
+                    }
+                });
         let (Some(node1), Some(node2)) = (edges.next(), edges.next()) else {
             unreachable!("two edges were built");
         };
@@ -468,7 +422,6 @@ async fn a_bad_envelope_is_answered_invalid_and_the_stream_goes_on() {
         session: bob.session.0,
         trace: HashMap::new(),
         session_jid: Vec::new(),
-        registry_index: 0,
     };
     let envelopes = vec![
         v1::Envelope {
@@ -631,49 +584,4 @@ async fn a_message_for_a_session_on_a_stopped_node_goes_to_the_accounts_other_av
     assert_eq!(body(&got), "where are you?");
     assert_eq!(got.id(), Some("m1"));
     alice.has_nothing_more();
-}
-
-#[tokio::test]
-async fn a_stanza_is_delivered_only_once_the_receiving_replica_has_what_its_sender_had() {
-    // Node 1's replica has applied registry entry 10, node 2's only entry 3 (it lags): what
-    // node 1 forwards may be the consequence of an entry node 2 has not applied yet (a session
-    // bound a moment ago that node 2 must answer), so node 2 holds it until it has.
-    let (node1, node2) = (Position::at(10), Position::at(3));
-    let cluster = Cluster::start_with(quick(), [Some(node1.clone()), Some(node2.clone())]).await;
-    let _alice = Persona::bind(&cluster.node1, ALICE, 16).await;
-    let mut bob = Persona::bind(&cluster.node2, BOB, 16).await;
-
-    let router = cluster.node1.router.clone();
-    let routing = tokio::spawn(async move {
-        router.route(chat(ALICE, BOB, "m1", "after entry 10")).await;
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        bob.inbox.try_recv().is_err(),
-        "delivered while node 2's replica was behind node 1's"
-    );
-    node2.0.send_replace(10);
-    assert_eq!(body(&bob.receive().await), "after entry 10");
-    timeout(WAIT, routing).await.expect("routed").expect("task");
-
-    // A replica that does not catch up within the limit still gets the stanza (late rather
-    // than lost), and one that is ahead does not wait at all.
-    node1.0.send_replace(50);
-    let started = Instant::now();
-    cluster
-        .node1
-        .router
-        .route(chat(ALICE, BOB, "m2", "after entry 50"))
-        .await;
-    assert_eq!(body(&bob.receive().await), "after entry 50");
-    assert!(started.elapsed() >= CATCH_UP, "{:?}", started.elapsed());
-    node2.0.send_replace(60);
-    let started = Instant::now();
-    cluster
-        .node1
-        .router
-        .route(chat(ALICE, BOB, "m3", "node 2 ahead"))
-        .await;
-    assert_eq!(body(&bob.receive().await), "node 2 ahead");
-    assert!(started.elapsed() < CATCH_UP, "{:?}", started.elapsed());
 }

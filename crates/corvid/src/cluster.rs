@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use corvid_cluster::{DeliverService, ForwardConfig, GrpcForwarder, RegistryProgress};
+use corvid_cluster::{DeliverService, ForwardConfig, GrpcForwarder};
 use corvid_core::NodeId;
-use corvid_raft::{BasicNode, LearnerClient, RaftRegistry, RegistryNode, Replica, ReplicaEvent};
+use corvid_raft::{BasicNode, LearnerClient, RaftRegistry, RegistryNode, ReplicaEvent};
 use corvid_registry::{Command, Outcome};
 use corvid_router::Router;
 use corvid_settings::{ClusterConfig, ClusterRole, Settings};
@@ -157,13 +157,7 @@ impl Member {
         shutdown: watch::Receiver<bool>,
         tasks: &mut JoinSet<()>,
     ) -> anyhow::Result<RegistryNode> {
-        let progress: Arc<dyn RegistryProgress> = Arc::new(ReplicaProgress {
-            raft: self.node.raft().clone(),
-            replica: self.node.replica().clone(),
-        });
-        let deliver = DeliverService::new(router.clone())
-            .with_shutdown(shutdown.clone())
-            .with_progress(progress.clone(), REPLICA_CATCH_UP);
+        let deliver = DeliverService::new(router.clone()).with_shutdown(shutdown.clone());
         let admin = crate::admin::AdminService::new(
             self.me.0,
             self.node.raft().clone(),
@@ -183,7 +177,6 @@ impl Member {
             HashMap::new(),
             ForwardConfig::default(),
         );
-        forwarder.set_progress(progress);
         router.set_remote(forwarder.clone());
         let depths = Arc::downgrade(&forwarder);
         corvid_telemetry::metrics().observe_router_queues(move || {
@@ -649,32 +642,6 @@ async fn act_on_outcomes(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
-    }
-}
-
-/// The longest a stanza forwarded from another node waits for this node's replica to apply the
-/// registry entries its sender had applied (a replica is normally milliseconds behind at most;
-/// one that is further behind gets the stanza anyway).
-const REPLICA_CATCH_UP: Duration = Duration::from_secs(1);
-
-/// This node's Raft replica of the registry, as the forwarding layer sees it.
-struct ReplicaProgress {
-    raft: corvid_raft::Raft,
-    replica: Replica,
-}
-
-#[async_trait::async_trait]
-impl RegistryProgress for ReplicaProgress {
-    fn applied(&self) -> u64 {
-        self.replica.last_applied().map_or(0, |id| id.index)
-    }
-
-    async fn reach(&self, index: u64, limit: Duration) -> bool {
-        self.raft
-            .wait(Some(limit))
-            .applied_index_at_least(Some(index), "a forwarded stanza's registry index")
-            .await
-            .is_ok()
     }
 }
 

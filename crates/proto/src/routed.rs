@@ -26,7 +26,4 @@ pub struct RoutedStanza {
     pub session_jid: Option<FullJid>,
     /// W3C trace context (`traceparent`, `tracestate`) to continue the sender's trace.
     pub trace: HashMap<String, String>,
-    /// The last registry entry the sender's replica had applied (0: unknown); the receiver
-    /// waits for its own replica to get as far before delivering.
-    pub registry_index: u64,
 }

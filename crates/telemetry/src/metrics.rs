@@ -81,14 +81,6 @@ impl StanzaCounter {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
     }
-
-    /// How many stanzas of `kind` were counted.
-    pub fn get(&self, kind: &str) -> u64 {
-        STANZA_KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
-    }
 }
 
 /// A gauge read off a [`RegistryStatus`]: name, description, reading.

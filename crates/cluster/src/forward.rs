@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use corvid_core::{NodeId, RemoteDelivery, RemoteError, Route};
+use corvid_core::{NodeId, RemoteDelivery, RemoteError, Route, SessionRegistry};
 use corvid_jid::{BareJid, Jid};
 use corvid_proto::v1::router_client::RouterClient;
 use corvid_proto::{v1, ClusterError, Delivery, RoutedStanza, Transport};
@@ -70,6 +70,8 @@ pub struct GrpcForwarder {
     peers: RwLock<HashMap<NodeId, Arc<Peer>>>,
     transport: Transport,
     config: ForwardConfig,
+    /// This node's copy of the session table, whose position every envelope carries.
+    registry: OnceLock<Arc<dyn SessionRegistry>>,
 }
 
 impl GrpcForwarder {
@@ -90,9 +92,18 @@ impl GrpcForwarder {
             peers: RwLock::new(HashMap::new()),
             transport,
             config,
+            registry: OnceLock::new(),
         });
         forwarder.set_peers(peers);
         forwarder
+    }
+
+    /// Stamps every envelope with `registry`'s position from now on (or the position of what
+    /// the stanza is a consequence of, if further: [`corvid_core::seen_position`]); the
+    /// receiving node's router waits for its own copy to get as far before it treats a full
+    /// JID as unknown. Without it envelopes carry only what they are a consequence of. Set once.
+    pub fn set_registry(&self, registry: Arc<dyn SessionRegistry>) {
+        let _ = self.registry.set(registry);
     }
 
     /// Makes `peers` the nodes this forwarder reaches, each with its address. A peer whose
@@ -155,7 +166,15 @@ impl RemoteDelivery for GrpcForwarder {
             return Err(RemoteError::Unavailable);
         };
         let deadline = Instant::now() + self.config.timeout;
-        let outcome = peer.deliver(route, stanza, deadline, &self.config).await;
+        let mut envelope = envelope(route, stanza);
+        // Read when the stanza leaves: every binding that led to it is applied here by now, or
+        // is at least as far as the envelope that led to it said.
+        envelope.registry_index = self
+            .registry
+            .get()
+            .map_or(0, |r| r.position())
+            .max(corvid_core::seen_position());
+        let outcome = peer.deliver(envelope, deadline, &self.config).await;
         if let Err(e) = outcome {
             debug!(what = "forward-undelivered", node = route.node.0, session = %route.session, error = %e);
         }
@@ -197,23 +216,27 @@ impl Peer {
 
     async fn deliver(
         &self,
-        route: &Route,
-        stanza: &Stanza,
+        envelope: v1::Envelope,
         deadline: Instant,
         config: &ForwardConfig,
     ) -> Result<(), RemoteError> {
+        let envelope_session = envelope.session;
         let Ok(Ok(_permit)) = timeout_at(deadline, self.window.acquire()).await else {
             warn!(what = "forward-window-full", node = self.node.0);
             return Err(RemoteError::Unavailable);
         };
         let stream = self.stream(deadline, config).await?;
-        let report = stream.send(envelope(route, stanza))?;
+        let report = stream.send(envelope)?;
         match timeout_at(deadline, report).await {
             Ok(Ok(outcome)) => outcome,
             // The stream ended before answering; the stanza may or may not have arrived.
             Ok(Err(_)) => Err(RemoteError::Unavailable),
             Err(_) => {
-                warn!(what = "forward-timeout", node = self.node.0, session = %route.session);
+                warn!(
+                    what = "forward-timeout",
+                    node = self.node.0,
+                    session = envelope_session
+                );
                 stream.close();
                 Err(RemoteError::Unavailable)
             }
@@ -448,6 +471,8 @@ fn envelope(route: &Route, stanza: &Stanza) -> v1::Envelope {
         session_jid: Some(route.jid.clone()),
         // The routing span's context: the receiver's delivery span joins this trace.
         trace: corvid_telemetry::inject(&tracing::Span::current()),
+        // Set by the caller, from this node's replica.
+        registry_index: 0,
     })
 }
 

@@ -149,11 +149,10 @@ async fn deliver(router: &Router, envelope: v1::Envelope) -> Delivery {
         xmpp.stanza.kind = stanza.kind().as_str(),
     );
     corvid_telemetry::continue_trace(&span, &routed.trace);
-    match router
-        .deliver_local(session, routed.session_jid.as_ref(), stanza)
-        .instrument(span)
-        .await
-    {
+    // What the stanza leads to here (a reply to its sender, say) follows from every session
+    // binding the sender's copy of the table held: see `Router::route`.
+    let delivery = router.deliver_local(session, routed.session_jid.as_ref(), stanza);
+    match corvid_core::caused_at(routed.registry_index, delivery.instrument(span)).await {
         Ok(()) => Delivery::Delivered,
         Err(RemoteError::Gone) => Delivery::RecipientGone,
         Err(RemoteError::Unavailable) => Delivery::QueueFull,

@@ -84,21 +84,33 @@ struct Cluster {
 
 impl Cluster {
     async fn start(config: ForwardConfig) -> Cluster {
+        let registry = Arc::new(LocalRegistry::new());
+        let copies: [Arc<dyn SessionRegistry>; 2] = [registry.clone(), registry.clone()];
+        Self::start_with(config, registry, copies, Registrar::new()).await
+    }
+
+    /// [`Cluster::start`] with each node reading the shared table through its own `copies[i]`
+    /// (a staged replica), and hooks from `registrar`.
+    async fn start_with(
+        config: ForwardConfig,
+        registry: Arc<LocalRegistry>,
+        copies: [Arc<dyn SessionRegistry>; 2],
+        registrar: Registrar,
+    ) -> Cluster {
         let data = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = EmbeddedStore::open(data.path()).expect("store");
-        let registry = Arc::new(LocalRegistry::new());
-        let modules = Arc::new(Registrar::new().freeze());
+        let modules = Arc::new(registrar.freeze());
         let domains: Arc<[DomainPart]> = vec![DomainPart::new(DOMAIN).expect("domain")].into();
         let mut routers = Vec::new();
         let mut listeners = Vec::new();
-        for n in [1, 2] {
-            let router = Router::new(NodeId(n), registry.clone(), 10);
+        for (n, copy) in [1, 2].into_iter().zip(copies) {
+            let router = Router::new(NodeId(n), copy.clone(), 10);
             router.set_services(Services {
                 domains: domains.clone(),
                 store: store.clone(),
                 modules: modules.clone(),
                 sender: router.sender(),
-                registry: registry.clone(),
+                registry: copy,
             });
             routers.push(router);
             listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
@@ -107,14 +119,14 @@ impl Cluster {
             .iter()
             .map(|l| l.local_addr().expect("addr"))
             .collect();
-        routers[0].set_remote(GrpcForwarder::new(
-            HashMap::from([(NodeId(2), addrs[1].to_string())]),
-            config,
-        ));
-        routers[1].set_remote(GrpcForwarder::new(
-            HashMap::from([(NodeId(1), addrs[0].to_string())]),
-            config,
-        ));
+        for (me, peer) in [(0, 1), (1, 0)] {
+            let forwarder = GrpcForwarder::new(
+                HashMap::from([(NodeId(peer as u64 + 1), addrs[peer].to_string())]),
+                config,
+            );
+            forwarder.set_registry(routers[me].registry().clone());
+            routers[me].set_remote(forwarder);
+        }
         let mut edges =
             routers
                 .into_iter()
@@ -422,6 +434,7 @@ async fn a_bad_envelope_is_answered_invalid_and_the_stream_goes_on() {
         session: bob.session.0,
         trace: HashMap::new(),
         session_jid: Vec::new(),
+        registry_index: 0,
     };
     let envelopes = vec![
         v1::Envelope {
@@ -583,5 +596,171 @@ async fn a_message_for_a_session_on_a_stopped_node_goes_to_the_accounts_other_av
     let got = bob_phone.receive().await;
     assert_eq!(body(&got), "where are you?");
     assert_eq!(got.id(), Some("m1"));
+    alice.has_nothing_more();
+}
+
+/// One node's copy of the shared table, staged to lag behind: it stands at a position the
+/// test moves, and the bindings in `pending` stay invisible to it until it reaches the
+/// position each was made at (as a Raft replica that has not applied them yet).
+struct LaggingCopy {
+    table: Arc<LocalRegistry>,
+    position: watch::Sender<u64>,
+    pending: Vec<(FullJid, u64)>,
+}
+
+impl LaggingCopy {
+    fn new(table: &Arc<LocalRegistry>, at: u64, pending: &[(&str, u64)]) -> Arc<Self> {
+        Arc::new(Self {
+            table: table.clone(),
+            position: watch::channel(at).0,
+            pending: pending
+                .iter()
+                .map(|(jid, at)| (jid.parse().expect("jid"), *at))
+                .collect(),
+        })
+    }
+
+    fn sees(&self, jid: &FullJid) -> bool {
+        let at = *self.position.borrow();
+        self.pending.iter().all(|(j, made)| j != jid || *made <= at)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionRegistry for LaggingCopy {
+    async fn bind(
+        &self,
+        route: Route,
+        max_resources: usize,
+    ) -> Result<Option<Route>, corvid_core::BindError> {
+        self.table.bind(route, max_resources).await
+    }
+
+    async fn unbind(&self, jid: &FullJid, session: SessionId) {
+        self.table.unbind(jid, session).await;
+    }
+
+    async fn set_presence(&self, jid: &FullJid, session: SessionId, available: bool, priority: i8) {
+        self.table
+            .set_presence(jid, session, available, priority)
+            .await;
+    }
+
+    fn lookup(&self, jid: &FullJid) -> Option<Route> {
+        self.table.lookup(jid).filter(|r| self.sees(&r.jid))
+    }
+
+    fn resources(&self, bare: &corvid_jid::BareJid) -> Vec<Route> {
+        let mut routes = self.table.resources(bare);
+        routes.retain(|r| self.sees(&r.jid));
+        routes
+    }
+
+    fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    async fn reach(&self, position: u64, limit: Duration) -> bool {
+        let mut at = self.position.subscribe();
+        timeout(limit, at.wait_for(|p| *p >= position))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// Answers a message whose body is "ping", delivered to a session, with "pong" from that
+/// session's JID to the sender's: a server-made reply in the delivery's own task, as the roster
+/// module's answer to a forwarded presence probe is.
+struct Echo;
+
+#[async_trait::async_trait]
+impl corvid_core::Hook for Echo {
+    async fn on_with(
+        &self,
+        services: &Services,
+        event: &mut corvid_core::Event<'_>,
+    ) -> corvid_core::Flow {
+        if let corvid_core::Event::Deliver { jid, stanza, .. } = event {
+            if body(stanza) == "ping" {
+                if let Some(from) = stanza.from() {
+                    let pong = chat(&jid.to_string(), &from.to_string(), "pong", "pong");
+                    services.sender.send(pong).await;
+                }
+            }
+        }
+        corvid_core::Flow::Continue
+    }
+}
+
+#[tokio::test]
+async fn a_reply_to_a_resource_bound_a_moment_ago_on_another_node_waits_for_this_nodes_copy() {
+    // Alice bound on node 1 at table position 10; node 2's copy stands at 3 and does not know
+    // her resource yet. Bob's node answers her "ping" at once (as it answers a presence probe):
+    // the answer, to her full JID, must reach her (RFC 6121 §8.5.3.1), not be handled as for
+    // an unavailable resource (§8.5.3.2.1: no resource at all, so offline storage).
+    let table = Arc::new(LocalRegistry::new());
+    let node1 = LaggingCopy::new(&table, 10, &[]);
+    let node2 = LaggingCopy::new(&table, 3, &[(ALICE, 10)]);
+    let mut hooks = Registrar::new();
+    hooks.hook("deliver", 0, Arc::new(Echo));
+    let cluster = Cluster::start_with(quick(), table, [node1.clone(), node2.clone()], hooks).await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    let mut bob = Persona::bind(&cluster.node2, BOB, 16).await;
+    assert!(node2.lookup(&alice.jid).is_none(), "staged: node 2 lags");
+
+    let router = cluster.node1.router.clone();
+    let routing = tokio::spawn(async move {
+        router.route(chat(ALICE, BOB, "p1", "ping")).await;
+    });
+    // Node 2's delivery of the ping runs the hook, whose answer waits for node 2's copy.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    alice.has_nothing_more();
+    bob.has_nothing_more();
+    node2.position.send_replace(10);
+    let pong = alice.receive().await;
+    assert_eq!(body(&pong), "pong", "{pong:?}");
+    assert_eq!(pong.from().map(ToString::to_string).as_deref(), Some(BOB));
+    let ping = bob.receive().await;
+    assert_eq!(body(&ping), "ping", "{ping:?}");
+    timeout(WAIT, routing).await.expect("routed").expect("task");
+
+    // A copy that does not catch up in time: the answer is handled as for an unavailable
+    // resource (late rather than held): here, with no offline storage, an error to bob.
+    let tablet = "alice@example.org/tablet";
+    node1.position.send_replace(50);
+    let started = Instant::now();
+    cluster
+        .node1
+        .router
+        .route(chat(tablet, BOB, "p2", "ping"))
+        .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    let error = bob.receive().await;
+    assert_eq!(error.type_attr(), Some("error"), "{error:?}");
+    assert_eq!(body(&bob.receive().await), "ping");
+
+    // A miss that follows from nothing newer than the copy has does not wait at all (nor, for
+    // a while, one after a wait ran out).
+    let started = Instant::now();
+    cluster
+        .node2
+        .router
+        .route(chat(BOB, "alice@example.org/gone", "g1", "to nobody"))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "a miss with nothing to wait for waited {:?}",
+        started.elapsed()
+    );
+    let error = bob.receive().await;
+    assert_eq!(error.id(), Some("g1"), "{error:?}");
     alice.has_nothing_more();
 }

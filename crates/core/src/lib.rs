@@ -25,6 +25,6 @@ mod services;
 pub use hooks::{Event, Flow, Hook};
 pub use ids::{random_id, NodeId, SessionId};
 pub use module::{Identity, IqHandler, IqOutcome, IqTarget, Module, Modules, Registrar, Spec};
-pub use registry::{BindError, Route, SessionRegistry};
+pub use registry::{caused_at, seen_position, BindError, Route, SessionRegistry};
 pub use remote::{RemoteDelivery, RemoteError};
 pub use services::{Services, StanzaSender};

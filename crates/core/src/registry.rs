@@ -1,6 +1,9 @@
 //! The session table interface: which full JID is bound where. Reads are local and
 //! synchronous (every node holds a replica); writes are asynchronous (Raft entries in a cluster).
 
+use std::future::Future;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use corvid_jid::{BareJid, FullJid};
 
@@ -55,10 +58,38 @@ pub trait SessionRegistry: Send + Sync {
     fn any_resource(&self, bare: &BareJid, pred: &mut dyn FnMut(&Route) -> bool) -> bool {
         self.resources(bare).iter().any(pred)
     }
+    /// How far this copy of the table has got: the position (in a cluster, the Raft log index)
+    /// of the last change applied to it. 0 for a table that is never behind (one node's own).
+    fn position(&self) -> u64 {
+        0
+    }
+    /// Returns true once this copy has applied the change at `position`, false if `limit`
+    /// passed first. A table that is never behind is always there.
+    async fn reach(&self, _position: u64, _limit: Duration) -> bool {
+        true
+    }
     /// Number of bound sessions.
     fn len(&self) -> usize;
     /// True if nothing is bound.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+tokio::task_local! {
+    static SEEN: u64;
+}
+
+/// Runs `work` as the consequence of something that happened once the table had reached
+/// `position` somewhere in the cluster: a stanza another node forwarded, stamped with its
+/// sender's position. What `work` routes can then tell a resource this node's copy does not
+/// know *yet* (bound there a moment ago) from one that is gone; see [`seen_position`].
+pub async fn caused_at<F: Future>(position: u64, work: F) -> F::Output {
+    let position = position.max(seen_position());
+    SEEN.scope(position, work).await
+}
+
+/// The table position the current work is a consequence of (see [`caused_at`]); 0 outside.
+pub fn seen_position() -> u64 {
+    SEEN.try_with(|p| *p).unwrap_or(0)
 }

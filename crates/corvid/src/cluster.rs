@@ -177,6 +177,7 @@ impl Member {
             HashMap::new(),
             ForwardConfig::default(),
         );
+        forwarder.set_registry(router.registry().clone());
         router.set_remote(forwarder.clone());
         let depths = Arc::downgrade(&forwarder);
         corvid_telemetry::metrics().observe_router_queues(move || {

@@ -26,4 +26,7 @@ pub struct RoutedStanza {
     pub session_jid: Option<FullJid>,
     /// W3C trace context (`traceparent`, `tracestate`) to continue the sender's trace.
     pub trace: HashMap<String, String>,
+    /// The last registry entry the sender's replica had applied (0: unknown); a full JID the
+    /// receiver's replica does not know is looked up again once it has got as far.
+    pub registry_index: u64,
 }

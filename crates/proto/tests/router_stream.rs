@@ -162,6 +162,7 @@ fn envelope(seq: u64) -> Envelope {
         )]
         .into(),
         session_jid: b"bob@b.example/laptop".to_vec(),
+        registry_index: 0,
     }
 }
 

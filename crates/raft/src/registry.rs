@@ -218,6 +218,18 @@ impl SessionRegistry for RaftRegistry {
             .read(|state| state.resources(bare).any(|r| pred(&Route::from(r.clone()))))
     }
 
+    fn position(&self) -> u64 {
+        self.replica.last_applied().map_or(0, |id| id.index)
+    }
+
+    async fn reach(&self, position: u64, limit: Duration) -> bool {
+        self.raft
+            .wait(Some(limit))
+            .applied_index_at_least(Some(position), "a stanza's registry position")
+            .await
+            .is_ok()
+    }
+
     fn len(&self) -> usize {
         self.replica.read(|state| state.len())
     }

@@ -2,12 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::Duration;
 
 use corvid_core::{
     Event, Flow, IqTarget, NodeId, RemoteDelivery, RemoteError, Services, SessionId, StanzaSender,
 };
 use corvid_jid::{BareJid, FullJid, Jid};
 use corvid_stanza::{Condition, Kind, Stanza, StanzaError, StreamCondition, StreamError};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::mailbox::TrySendError;
@@ -44,7 +46,16 @@ pub struct Router {
     /// Sessions being closed because the cluster dropped them (this node was declared down):
     /// their contacts were told already ([`Router::close_orphans`]).
     orphans: Mutex<HashSet<SessionId>>,
+    /// Until when [`Router::catch_up`] does not wait, after a wait ran out (a copy of the table
+    /// cut off from its leader must not hold every miss for the whole limit).
+    impatient_until: Mutex<Option<Instant>>,
 }
+
+/// The longest a lookup that missed waits for this node's copy of the session table to reach
+/// the position the stanza is a consequence of (copies are normally a heartbeat behind at most).
+const CATCH_UP: Duration = Duration::from_millis(500);
+/// After a wait ran out, misses are not waited on for this long.
+const IMPATIENCE: Duration = Duration::from_secs(5);
 
 impl Router {
     /// A router for `node` over `registry`. [`Router::set_services`] must be called before use.
@@ -61,6 +72,7 @@ impl Router {
             remote: RwLock::new(None),
             max_resources,
             orphans: Mutex::new(HashSet::new()),
+            impatient_until: Mutex::new(None),
         })
     }
 
@@ -287,10 +299,15 @@ impl Router {
             .to()
             .map(|t| services.is_local(t.domain()))
             .unwrap_or(true);
-        let resources = match &target {
+        let mut resources = match &target {
             Some(t) if to_is_local && t.node().is_some() => self.registry.resources(t),
             _ => Vec::new(),
         };
+        if let (Some(Jid::Full(to)), Some(t)) = (stanza.to(), &target) {
+            if to_is_local && !resources.iter().any(|r| r.jid == *to) && self.catch_up(to).await {
+                resources = self.registry.resources(t);
+            }
+        }
         let needs_account = resources.is_empty()
             && to_is_local
             && target.as_ref().is_some_and(|t| t.node().is_some());
@@ -332,6 +349,49 @@ impl Router {
             account_exists,
         );
         self.act(decision, stanza, target.as_ref()).await
+    }
+
+    /// After a full JID was not found: if what is being routed is a consequence of a table
+    /// position this node's copy has not reached yet (a stanza forwarded by a node that had
+    /// applied more, [`corvid_core::caused_at`]), the resource may have been bound a moment ago
+    /// elsewhere. Waits, within [`CATCH_UP`], for the copy to get as far; true if it waited and
+    /// the lookup is worth repeating. Without this, the answer to a probe from a session bound
+    /// a moment ago on another node would be dropped as for an unavailable resource (RFC 6121
+    /// §8.5.3.2.1 rather than §8.5.3.1).
+    async fn catch_up(&self, to: &FullJid) -> bool {
+        let seen = corvid_core::seen_position();
+        let at = self.registry.position();
+        if seen <= at {
+            return false;
+        }
+        let now = Instant::now();
+        {
+            let mut until = self
+                .impatient_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match *until {
+                Some(t) if now < t => return false,
+                Some(_) => *until = None,
+                None => {}
+            }
+        }
+        let reached = self.registry.reach(seen, CATCH_UP).await;
+        debug!(what = "route-catch-up", to = %to, seen, at, reached, waited_us = now.elapsed().as_micros() as u64);
+        if !reached {
+            warn!(
+                what = "route-replica-behind",
+                to = %to,
+                seen,
+                at = self.registry.position(),
+                "this node's copy of the session table did not catch up; treating the resource as unavailable"
+            );
+            *self
+                .impatient_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + IMPATIENCE);
+        }
+        true
     }
 
     /// Carries out a routing decision for `stanza`, addressed to `target`'s account.

@@ -19,6 +19,7 @@ impl From<RoutedStanza> for v1::Envelope {
                 .session_jid
                 .map(|j| j.to_string().into_bytes())
                 .unwrap_or_default(),
+            registry_index: r.registry_index,
         }
     }
 }
@@ -54,6 +55,7 @@ impl TryFrom<v1::Envelope> for RoutedStanza {
             session: NonZeroU64::new(e.session),
             session_jid,
             trace: e.trace,
+            registry_index: e.registry_index,
         })
     }
 }
@@ -87,6 +89,7 @@ mod tests {
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
             )]),
             session_jid: Vec::new(),
+            registry_index: 0,
         }
     }
 

@@ -610,7 +610,7 @@ impl Connection {
                     span.follows_from(tracing::Span::current().id());
                     let router = &self.ctx.router;
                     let session = self.session;
-                    async move {
+                    let work = async move {
                         let services = router.services();
                         let mut ev = Event::ClientStanza {
                             session,
@@ -620,8 +620,13 @@ impl Connection {
                             router.route(stanza).await;
                         }
                     }
-                    .instrument(span)
-                    .await;
+                    .instrument(span);
+                    // What the client sends may answer what another node forwarded to it (a
+                    // reply to a resource bound there a moment ago): routed as its consequence.
+                    match self.mailbox.as_ref().map_or(0, Inbox::position) {
+                        0 => work.await,
+                        position => corvid_core::caused_at(position, work).await,
+                    }
                 }
                 Action::Nonza(element) => {
                     let services = self.ctx.router.services();

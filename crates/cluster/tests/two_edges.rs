@@ -764,3 +764,51 @@ async fn a_reply_to_a_resource_bound_a_moment_ago_on_another_node_waits_for_this
     assert_eq!(error.id(), Some("g1"), "{error:?}");
     alice.has_nothing_more();
 }
+
+#[tokio::test]
+async fn a_client_reply_to_what_another_node_forwarded_waits_for_this_nodes_copy_too() {
+    // As above, and bob's *client* answers alice's message: the answer follows from what node 1
+    // forwarded (position 10), which bob's mailbox remembers, and the c2s driver routes it as
+    // that position's consequence.
+    let table = Arc::new(LocalRegistry::new());
+    let node1 = LaggingCopy::new(&table, 10, &[]);
+    let node2 = LaggingCopy::new(&table, 3, &[(ALICE, 10)]);
+    let cluster = Cluster::start_with(
+        quick(),
+        table,
+        [node1.clone(), node2.clone()],
+        Registrar::new(),
+    )
+    .await;
+    let mut alice = Persona::bind(&cluster.node1, ALICE, 16).await;
+    let mut bob = Persona::bind(&cluster.node2, BOB, 16).await;
+    assert_eq!(bob.inbox.position(), 0);
+
+    cluster
+        .node1
+        .router
+        .route(chat(ALICE, BOB, "m1", "hello"))
+        .await;
+    assert_eq!(body(&bob.receive().await), "hello");
+    assert_eq!(
+        bob.inbox.position(),
+        10,
+        "bob's mailbox notes node 1's position"
+    );
+
+    let router = cluster.node2.router.clone();
+    let position = bob.inbox.position();
+    let replying = tokio::spawn(corvid_core::caused_at(position, async move {
+        router.route(chat(BOB, ALICE, "r1", "hello back")).await;
+    }));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    alice.has_nothing_more();
+    bob.has_nothing_more();
+    node2.position.send_replace(10);
+    let reply = alice.receive().await;
+    assert_eq!(body(&reply), "hello back", "{reply:?}");
+    timeout(WAIT, replying)
+        .await
+        .expect("routed")
+        .expect("task");
+}

@@ -9,6 +9,7 @@
 //! the receiver's waker is kept in the same place.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -26,6 +27,7 @@ pub fn mailbox(capacity: usize) -> (Mailbox, Inbox) {
             closed: false,
         }),
         capacity: capacity.max(1),
+        position: AtomicU64::new(0),
     });
     (
         Mailbox {
@@ -38,6 +40,9 @@ pub fn mailbox(capacity: usize) -> (Mailbox, Inbox) {
 struct Shared {
     state: Mutex<State>,
     capacity: usize,
+    /// The furthest session-table position among what was put here (see
+    /// [`Mailbox::note_position`]).
+    position: AtomicU64,
 }
 
 struct State {
@@ -81,6 +86,13 @@ impl Mailbox {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Records that what is being put here is a consequence of session-table position
+    /// `position` ([`corvid_core::caused_at`]): what the session's client answers follows from
+    /// it too, and [`Inbox::position`] says so.
+    pub fn note_position(&self, position: u64) {
+        self.shared.position.fetch_max(position, Ordering::Relaxed);
     }
 
     /// True once the receiver is gone.
@@ -133,6 +145,12 @@ impl Inbox {
     /// The next item; `None` once every sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<Outbound> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The furthest session-table position noted with what came through this mailbox (0:
+    /// none): the position what the client sends next is a consequence of.
+    pub fn position(&self) -> u64 {
+        self.shared.position.load(Ordering::Relaxed)
     }
 
     /// [`Inbox::recv`] as a poll.
@@ -288,5 +306,17 @@ mod tests {
         }
         while rx.try_recv().is_ok() {}
         assert_eq!(rx.shared.lock().queue.capacity(), 0);
+    }
+
+    #[test]
+    fn the_inbox_reports_the_furthest_position_noted_by_any_sender() {
+        let (tx, rx) = mailbox(4);
+        assert_eq!(rx.position(), 0);
+        let other = tx.clone();
+        tx.note_position(10);
+        other.note_position(7);
+        assert_eq!(rx.position(), 10, "a lower position never moves it back");
+        other.note_position(12);
+        assert_eq!(rx.position(), 12);
     }
 }

@@ -598,6 +598,10 @@ impl Router {
         let Some(mb) = self.mailbox(session) else {
             return Err(RemoteError::Gone);
         };
+        let position = corvid_core::seen_position();
+        if position > 0 {
+            mb.note_position(position);
+        }
         match mb.try_send(Outbound::Stanza(Box::new(stanza))) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {

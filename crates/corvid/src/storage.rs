@@ -17,8 +17,10 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     match settings.storage.backend.as_str() {
         "embedded" => {
             let path = settings.storage.path.clone();
+            let cache = usize::try_from(settings.storage.cache_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX);
             // Opening does blocking file I/O (and possibly a repair after a crash).
-            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path))
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open_with(&path, cache))
                 .await
                 .map_err(|e| anyhow!("storage.path: opening the embedded store failed: {e}"))?
                 .map_err(|e| anyhow!("storage.path: {e}"))?;

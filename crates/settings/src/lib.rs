@@ -155,6 +155,10 @@ pub struct StorageConfig {
     /// Data folder of the embedded store (also holds a generated certificate, whatever the
     /// backend).
     pub path: PathBuf,
+    /// MiB of memory the embedded store may use to cache its file's pages. The kernel's page
+    /// cache holds the file as well, so a small cache costs a system call per page missed, not
+    /// a disk read.
+    pub cache_mb: u64,
     /// The Redis backend (used when `backend` is `redis`; checked always).
     pub redis: RedisConfig,
 }
@@ -462,6 +466,7 @@ impl Default for StorageConfig {
         Self {
             backend: "embedded".into(),
             path: PathBuf::from("./data"),
+            cache_mb: 4,
             redis: RedisConfig::default(),
         }
     }

@@ -356,6 +356,7 @@ mod tests {
                 ("cluster.members", _) => "1=127.0.0.1:7001,2=127.0.0.1:7002",
                 ("cluster.data_dir", _) => "/srv/corvid/raft",
                 ("cluster.renew_every_ms", _) => "500",
+                ("storage.cache_mb", _) => "64",
                 ("admin.listen", _) => "0.0.0.0:19090",
                 ("telemetry.otlp_endpoint", _) => "http://collector.example:4317",
                 ("telemetry.otlp_protocol", _) => "http",

@@ -79,6 +79,8 @@ use crate::writer::Db;
 
 /// The database file's name inside the data folder.
 pub const FILE_NAME: &str = "corvid.redb";
+/// The page cache of [`EmbeddedStore::open`] (the `storage.cache_mb` default): 4 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 4 << 20;
 
 /// A store in one redb database file under a data folder.
 pub struct EmbeddedStore {
@@ -94,6 +96,12 @@ impl EmbeddedStore {
     /// This does blocking file I/O (and, after a crash, a repair that can take a while on a large
     /// file): call it at startup or from `spawn_blocking`.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StoreError> {
+        Self::open_with(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`EmbeddedStore::open`] with at most `cache_bytes` of the file's pages cached in memory
+    /// (redb's own default is 1 GiB, a copy of what the kernel's page cache holds anyway).
+    pub fn open_with(dir: &Path, cache_bytes: usize) -> Result<Arc<Self>, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create data folder {}: {e}", dir.display()))
         })?;
@@ -101,7 +109,10 @@ impl EmbeddedStore {
         // redb 2 asserts on some damage (a file shorter than its header says, for one) instead
         // of returning an error; a damaged file must not take the server down with it.
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+            let db = Database::builder()
+                .set_cache_size(cache_bytes)
+                .create(&path)
+                .map_err(|e| open_error(&path, e))?;
             prepare(&db, &path)?;
             Ok(db)
         }));

@@ -400,12 +400,12 @@ mod tests {
             find("storage.redis.command_timeout_ms"),
             Some(Kind::UInt { max: u64::MAX })
         );
-        // 1 + domains + 9 c2s + 2 tls + 2 storage + 6 storage.redis + 7 limits + 4 timeouts
+        // 1 + domains + 9 c2s + 2 tls + 3 storage + 6 storage.redis + 7 limits + 4 timeouts
         // + 2 auth + 2 log + 11 cluster + 4 cluster.tls + 1 admin + 6 telemetry.
         assert_eq!(find("cluster.members"), Some(Kind::StrList));
         assert_eq!(find("cluster.node_id"), Some(Kind::UInt { max: u64::MAX }));
         assert_eq!(find("telemetry.sample_ratio"), Some(Kind::Float));
-        assert_eq!(keys.len(), 58, "{keys:?}");
+        assert_eq!(keys.len(), 59, "{keys:?}");
     }
 
     #[test]

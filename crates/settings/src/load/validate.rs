@@ -13,6 +13,8 @@ const BACKENDS: &[&str] = &["embedded", "redis"];
 const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://"];
 /// Redis connections are multiplexed: past a few, more only cost sockets on the Redis side.
 const MAX_REDIS_CONNECTIONS: usize = 64;
+/// The most memory `storage.cache_mb` may give the embedded store's page cache (64 GiB).
+const MAX_STORE_CACHE_MB: u64 = 65_536;
 /// `telemetry.otlp_protocol` values: OTLP over gRPC, OTLP over HTTP (protobuf bodies).
 const OTLP_PROTOCOLS: &[&str] = &["grpc", "http"];
 /// URL schemes of `telemetry.otlp_endpoint`.
@@ -280,6 +282,15 @@ impl Settings {
                     "`{}` is not one of: {}",
                     self.storage.backend,
                     BACKENDS.join(", ")
+                ),
+            );
+        }
+        if !(1..=MAX_STORE_CACHE_MB).contains(&self.storage.cache_mb) {
+            return invalid(
+                "storage.cache_mb",
+                format!(
+                    "{} is outside 1..={MAX_STORE_CACHE_MB}",
+                    self.storage.cache_mb
                 ),
             );
         }
@@ -917,6 +928,11 @@ mod tests {
     #[test]
     fn other_keys() {
         assert_eq!(key_of(with(|s| s.storage.path = "".into())), "storage.path");
+        assert_eq!(key_of(with(|s| s.storage.cache_mb = 0)), "storage.cache_mb");
+        assert_eq!(
+            key_of(with(|s| s.storage.cache_mb = MAX_STORE_CACHE_MB + 1)),
+            "storage.cache_mb"
+        );
         assert_eq!(
             key_of(with(|s| s.timeouts.negotiation_secs = 0)),
             "timeouts.negotiation_secs"

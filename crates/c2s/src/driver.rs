@@ -19,24 +19,41 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn, Instrument as _};
 
 use crate::limits::UnauthSlot;
 use crate::machine::BindFailure;
 use crate::telemetry::{ConnGauge, SaslExchange};
+use crate::tls::TlsStream;
 use crate::{Action, Config, ConnectionLimits, Input, Machine};
 
-/// The TLS side of the server: acceptors and channel-binding data of the certificate.
+/// The TLS side of the server: configurations and channel-binding data of the certificate.
 #[derive(Clone)]
 pub struct TlsMaterial {
     /// For STARTTLS on the plain listener.
-    pub starttls: TlsAcceptor,
+    pub starttls: Arc<rustls::ServerConfig>,
     /// For direct TLS (XEP-0368), with ALPN `xmpp-client`.
-    pub direct: TlsAcceptor,
+    pub direct: Arc<rustls::ServerConfig>,
     /// RFC 5929 §4.1 `tls-server-end-point` data of the certificate.
     pub server_end_point: Option<Vec<u8>>,
+}
+
+impl TlsMaterial {
+    /// The material for two server configurations, prepared for `tls-exporter` channel
+    /// binding ([`crate::tls::prepare_config`]).
+    pub fn new(
+        mut starttls: rustls::ServerConfig,
+        mut direct: rustls::ServerConfig,
+        server_end_point: Option<Vec<u8>>,
+    ) -> Self {
+        crate::tls::prepare_config(&mut starttls);
+        crate::tls::prepare_config(&mut direct);
+        Self {
+            starttls: Arc::new(starttls),
+            direct: Arc::new(direct),
+            server_end_point,
+        }
+    }
 }
 
 /// What every connection shares.
@@ -80,7 +97,7 @@ pub enum Listener {
 
 enum Io {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
     Gone,
 }
 
@@ -172,20 +189,11 @@ pub async fn accept_until(
     }
 }
 
-fn channel_bindings(
-    tls: &TlsStream<TcpStream>,
-    server_end_point: &Option<Vec<u8>>,
-) -> ChannelBindings {
-    let (_, conn) = tls.get_ref();
-    // RFC 9266 §3: tls-exporter is defined for TLS 1.3 (TLS 1.2 would need EMS everywhere).
-    let exporter = if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
-        conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
-            .ok()
-    } else {
-        None
-    };
+fn channel_bindings(tls: &TlsStream, server_end_point: &Option<Vec<u8>>) -> ChannelBindings {
+    // RFC 9266 §3: tls-exporter is defined for TLS 1.3 (TLS 1.2 would need EMS everywhere);
+    // the stream derives it for TLS 1.3 connections only.
     ChannelBindings {
-        tls_exporter: exporter,
+        tls_exporter: tls.channel_binding_exporter().map(<[u8]>::to_vec),
         tls_server_end_point: server_end_point.clone(),
     }
 }
@@ -233,10 +241,7 @@ async fn run_connection(
             Io::Plain(tcp)
         }
         Listener::DirectTls => {
-            let handshake = ctx
-                .tls
-                .direct
-                .accept(tcp)
+            let handshake = TlsStream::accept(ctx.tls.direct.clone(), tcp)
                 .instrument(tracing::info_span!("c2s.tls"));
             // Boxed, as every rarely taken await below: a future's size is that of its largest
             // state, and an idle connection's task should not carry a TLS handshake's.
@@ -531,13 +536,9 @@ impl Connection {
                     let Io::Plain(tcp) = std::mem::replace(io, Io::Gone) else {
                         return false;
                     };
-                    let handshake = self
-                        .ctx
-                        .tls
-                        .starttls
-                        .accept(tcp)
+                    let handshake = TlsStream::accept(self.ctx.tls.starttls.clone(), tcp)
                         .instrument(tracing::info_span!("c2s.tls"));
-                    match timeout(self.ctx.tls_handshake_timeout, handshake).await {
+                    match Box::pin(timeout(self.ctx.tls_handshake_timeout, handshake)).await {
                         Ok(Ok(tls)) => {
                             let cb = channel_bindings(&tls, &self.ctx.tls.server_end_point);
                             *io = Io::Tls(Box::new(tls));

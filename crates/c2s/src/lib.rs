@@ -6,6 +6,7 @@
 //!   [`Action`]s (bytes to send, start TLS, look up credentials, bind, route a stanza, close).
 //! - `features.rs`: what `<stream:features/>` offers in each state.
 //! - `driver.rs`: the one file with I/O: the socket, TLS, timers, rate limit, mailbox.
+//! - `tls.rs`: server-side TLS on rustls's unbuffered API, holding no buffer while idle.
 //! - `limits.rs`: node-wide limits on unauthenticated connections.
 //!
 //! ```text
@@ -19,6 +20,7 @@ mod features;
 mod limits;
 mod machine;
 mod telemetry;
+pub mod tls;
 
 pub use driver::{accept_loop, accept_until, serve_connection, C2sContext, Listener, TlsMaterial};
 pub use limits::ConnectionLimits;

@@ -9,7 +9,6 @@ use corvid_c2s::TlsMaterial;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
 /// ALPN protocol id for direct TLS (XEP-0368 §3).
@@ -54,11 +53,7 @@ pub fn material(
     base.send_tls13_tickets = 1;
     let mut direct = base.clone();
     direct.alpn_protocols = vec![ALPN_XMPP_CLIENT.to_vec()];
-    Ok(TlsMaterial {
-        starttls: TlsAcceptor::from(Arc::new(base)),
-        direct: TlsAcceptor::from(Arc::new(direct)),
-        server_end_point,
-    })
+    Ok(TlsMaterial::new(base, direct, server_end_point))
 }
 
 fn load(

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{BoundHistogram, Counter, Histogram, Meter, UpDownCounter};
 use opentelemetry::KeyValue;
 
 /// Bucket bounds of the latency histograms, in seconds: 100 µs to 10 s.
@@ -35,6 +35,10 @@ pub struct Metrics {
     /// `xmpp.routing.duration` s: handing a stanza to one recipient session, by
     /// `xmpp.route.destination` (`local`, `remote`) and `outcome` (`delivered`, `failed`).
     pub routing_duration: Histogram<f64>,
+    /// `routing_duration` bound to each of its attribute sets, indexed by [`route_index`]:
+    /// recorded once per delivered stanza, it no longer hashes its attributes and looks them
+    /// up in the SDK's locked map each time (2 % of the instructions per message before).
+    routed: [BoundHistogram<f64>; 4],
     /// `corvid.storage.operation.duration` s: store operations, by `db.operation.name` and,
     /// on failure, `error.type`.
     pub storage_duration: Histogram<f64>,
@@ -100,6 +104,23 @@ pub struct RegistryStatus {
     pub applied: u64,
 }
 
+/// Where [`Metrics::routed`] keeps the bound histogram of a destination and outcome.
+fn route_index(remote: bool, delivered: bool) -> usize {
+    usize::from(remote) * 2 + usize::from(!delivered)
+}
+
+/// The attributes of `xmpp.routing.duration`: `xmpp.route.destination` (`local`, `remote`)
+/// and `outcome` (`delivered`, `failed`).
+fn route_attributes(remote: bool, delivered: bool) -> [KeyValue; 2] {
+    [
+        KeyValue::new(
+            "xmpp.route.destination",
+            if remote { "remote" } else { "local" },
+        ),
+        KeyValue::new("outcome", if delivered { "delivered" } else { "failed" }),
+    ]
+}
+
 /// The process's instruments.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -108,6 +129,15 @@ pub fn metrics() -> &'static Metrics {
 
 impl Metrics {
     fn new(meter: Meter) -> Self {
+        let routing_duration = meter
+            .f64_histogram("xmpp.routing.duration")
+            .with_unit("s")
+            .with_description("Time to hand a stanza to one recipient session")
+            .with_boundaries(LATENCY_BOUNDS.to_vec())
+            .build();
+        // The inverse of `route_index`.
+        let routed =
+            std::array::from_fn(|i| routing_duration.bind(&route_attributes(i >= 2, i % 2 == 0)));
         Self {
             connections: meter
                 .i64_up_down_counter("xmpp.server.connections")
@@ -134,12 +164,8 @@ impl Metrics {
                 .with_unit("{session}")
                 .with_description("Bound sessions on this node")
                 .build(),
-            routing_duration: meter
-                .f64_histogram("xmpp.routing.duration")
-                .with_unit("s")
-                .with_description("Time to hand a stanza to one recipient session")
-                .with_boundaries(LATENCY_BOUNDS.to_vec())
-                .build(),
+            routing_duration,
+            routed,
             storage_duration: meter
                 .f64_histogram("corvid.storage.operation.duration")
                 .with_unit("s")
@@ -172,16 +198,7 @@ impl Metrics {
 
     /// Records one stanza handed to one recipient session.
     pub fn routed(&self, remote: bool, took: Duration, delivered: bool) {
-        self.routing_duration.record(
-            took.as_secs_f64(),
-            &[
-                KeyValue::new(
-                    "xmpp.route.destination",
-                    if remote { "remote" } else { "local" },
-                ),
-                KeyValue::new("outcome", if delivered { "delivered" } else { "failed" }),
-            ],
-        );
+        self.routed[route_index(remote, delivered)].record(took.as_secs_f64());
     }
 
     /// Reports the registry gauges from `status`, read at each collection:
@@ -275,6 +292,7 @@ mod tests {
         m.stanzas_received.add("message");
         m.stanzas_received.add("not-a-kind");
         m.routed(true, Duration::from_millis(3), true);
+        m.routed(false, Duration::from_millis(1), false);
         m.storage_operation("accounts.credentials", Duration::from_millis(1), false);
         m.observe_registry(|| RegistryStatus {
             leader: Some(2),
@@ -295,6 +313,10 @@ mod tests {
             "xmpp_stanza_kind=\"message\"",
             "xmpp_routing_duration_seconds_bucket{",
             "xmpp_route_destination=\"remote\"",
+            // Each bound histogram records under its own attributes.
+            "xmpp_routing_duration_seconds_count{outcome=\"delivered\",xmpp_route_destination=\"remote\",otel_scope_name=\"corvid\"} 1",
+            "xmpp_routing_duration_seconds_count{outcome=\"failed\",xmpp_route_destination=\"local\",otel_scope_name=\"corvid\"} 1",
+            "xmpp_routing_duration_seconds_count{outcome=\"delivered\",xmpp_route_destination=\"local\",otel_scope_name=\"corvid\"} 0",
             "corvid_storage_errors_total{",
             "corvid_registry_apply_lag{otel_scope_name=\"corvid\"} 3",
             "corvid_registry_leader{otel_scope_name=\"corvid\"} 2",

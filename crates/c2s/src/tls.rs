@@ -138,16 +138,6 @@ fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Where a pass over the received ciphertext left the connection.
-#[derive(Debug, PartialEq, Eq)]
-enum Progress {
-    /// Nothing more to process: more input is what moves it on (and, once the handshake is
-    /// over, application data may be written).
-    Idle,
-    /// Both sides sent close_notify.
-    Closed,
-}
-
 /// What a pass over the received ciphertext should do once rustls may send application data.
 enum Send<'a> {
     Nothing,
@@ -226,13 +216,11 @@ impl TlsStream {
             }
         }
         if let Some(mut secret) = secret {
-            if s.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) {
-                if let Some(SupportedCipherSuite::Tls13(suite)) = s.conn.negotiated_cipher_suite() {
-                    let mut out = vec![0u8; 32];
-                    if tls_exporter(suite, &secret, CHANNEL_BINDING_LABEL, &[], &mut out).is_some()
-                    {
-                        s.exporter = Some(out);
-                    }
+            // A TLS 1.3 suite means a TLS 1.3 connection: the only one with this secret.
+            if let Some(SupportedCipherSuite::Tls13(suite)) = s.conn.negotiated_cipher_suite() {
+                let mut out = vec![0u8; 32];
+                if tls_exporter(suite, &secret, CHANNEL_BINDING_LABEL, &[], &mut out).is_some() {
+                    s.exporter = Some(out);
                 }
             }
             secret.fill(0);
@@ -245,45 +233,37 @@ impl TlsStream {
         self.exporter.as_deref()
     }
 
-    /// The negotiated protocol version.
-    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.conn.protocol_version()
-    }
-
-    /// Runs rustls over the ciphertext received so far, until nothing is left to process.
+    /// Runs rustls over the ciphertext received so far, until nothing is left to process
+    /// (more input is what moves it on).
     /// Application data goes to `direct` while it fits and to `plain` after it; records rustls
     /// wants sent are appended to `outgoing`; `send` is carried out once rustls may send
     /// application data (an error if it never may: the handshake is not over, or the
     /// connection is closed).
-    fn process(
-        &mut self,
-        direct: Option<&mut ReadBuf<'_>>,
-        send: Send<'_>,
-    ) -> io::Result<Progress> {
+    fn process(&mut self, direct: Option<&mut ReadBuf<'_>>, send: Send<'_>) -> io::Result<()> {
         let mut incoming = std::mem::take(&mut self.incoming);
         let r = self.process_input(&mut incoming, direct, send);
-        if let Ok((_, consumed)) = r {
+        if let Ok(consumed) = r {
             incoming.drain(..consumed);
         }
         // Kept only while it holds part of a record.
         if !incoming.is_empty() {
             self.incoming = incoming;
         }
-        r.map(|(progress, _)| progress)
+        r.map(drop)
     }
 
-    /// [`Self::process`] over `input`: also the number of its bytes consumed.
+    /// [`Self::process`] over `input`: the number of its bytes consumed.
     fn process_input(
         &mut self,
         input: &mut [u8],
         mut direct: Option<&mut ReadBuf<'_>>,
         mut send: Send<'_>,
-    ) -> io::Result<(Progress, usize)> {
+    ) -> io::Result<usize> {
         let mut consumed = 0;
         loop {
             let UnbufferedStatus { mut discard, state } =
                 self.conn.process_tls_records(&mut input[consumed..]);
-            let mut done = None;
+            let mut done = false;
             match state.map_err(tls_error)? {
                 ConnectionState::ReadTraffic(mut records) => {
                     while let Some(record) = records.next_record() {
@@ -300,31 +280,11 @@ impl TlsStream {
                         self.plain.extend_from_slice(payload);
                     }
                 }
-                ConnectionState::EncodeTlsData(mut data) => {
-                    let start = self.outgoing.len();
-                    // Sized by rustls's answer: the first call only asks.
-                    let mut need = 0;
-                    loop {
-                        self.outgoing.resize(start + need, 0);
-                        match data.encode(&mut self.outgoing[start..]) {
-                            Ok(n) => {
-                                self.outgoing.truncate(start + n);
-                                break;
-                            }
-                            Err(EncodeError::InsufficientSize(InsufficientSizeError {
-                                required_size,
-                            })) => need = required_size,
-                            Err(e) => {
-                                self.outgoing.truncate(start);
-                                return Err(io::Error::other(e));
-                            }
-                        }
-                    }
-                }
+                ConnectionState::EncodeTlsData(mut data) => encode(&mut self.outgoing, &mut data)?,
                 // What was encoded is in `outgoing`, which goes to the socket in order before
                 // anything encoded later: for rustls, it is sent.
                 ConnectionState::TransmitTlsData(data) => data.done(),
-                ConnectionState::BlockedHandshake => done = Some(Progress::Idle),
+                ConnectionState::BlockedHandshake => done = true,
                 ConnectionState::WriteTraffic(mut traffic) => {
                     match std::mem::replace(&mut send, Send::Nothing) {
                         Send::Nothing => {}
@@ -338,12 +298,12 @@ impl TlsStream {
                             self.close_sent = true;
                         }
                     }
-                    done = Some(Progress::Idle);
+                    done = true;
                 }
                 ConnectionState::PeerClosed => self.read_closed = true,
                 ConnectionState::Closed => {
                     self.read_closed = true;
-                    done = Some(Progress::Closed);
+                    done = true;
                 }
                 // No early data is accepted (the configuration's max_early_data_size is 0),
                 // and nothing else exists in this version of rustls.
@@ -355,14 +315,14 @@ impl TlsStream {
                 }
             }
             consumed = (consumed + discard).min(input.len());
-            if let Some(progress) = done {
+            if done {
                 if !matches!(send, Send::Nothing) {
                     return Err(io::Error::new(
                         io::ErrorKind::BrokenPipe,
                         "TLS connection cannot send application data",
                     ));
                 }
-                return Ok((progress, consumed));
+                return Ok(consumed);
             }
         }
     }
@@ -371,12 +331,7 @@ impl TlsStream {
     fn queue_alert(&mut self) {
         let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
         if let Ok(ConnectionState::EncodeTlsData(mut data)) = state {
-            let start = self.outgoing.len();
-            self.outgoing.resize(start + 64, 0);
-            match data.encode(&mut self.outgoing[start..]) {
-                Ok(n) => self.outgoing.truncate(start + n),
-                Err(_) => self.outgoing.truncate(start),
-            }
+            let _ = encode(&mut self.outgoing, &mut data);
         }
     }
 
@@ -442,6 +397,34 @@ impl TlsStream {
     }
 }
 
+/// Appends the record rustls wants sent to `out`, sized by rustls's answer (the first call
+/// only asks).
+fn encode(
+    out: &mut Vec<u8>,
+    data: &mut rustls::unbuffered::EncodeTlsData<'_, rustls::server::ServerConnectionData>,
+) -> io::Result<()> {
+    let start = out.len();
+    let mut need = 0;
+    loop {
+        out.resize(start + need, 0);
+        match data.encode(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size }))
+                if required_size > need =>
+            {
+                need = required_size
+            }
+            Err(e) => {
+                out.truncate(start);
+                return Err(io::Error::other(e));
+            }
+        }
+    }
+}
+
 /// Appends what `f` encrypts into `out`, growing it to the size rustls asks for.
 fn encrypt(
     out: &mut Vec<u8>,
@@ -503,7 +486,7 @@ impl AsyncRead for TlsStream {
                 let n = read.filled().len();
                 let input = read.filled_mut();
                 match this.process_input(input, Some(buf), Send::Nothing) {
-                    Ok((_, consumed)) => this.incoming.extend_from_slice(&input[consumed..]),
+                    Ok(consumed) => this.incoming.extend_from_slice(&input[consumed..]),
                     Err(e) => return Poll::Ready(Err(this.failed(cx, e))),
                 }
                 n
@@ -682,7 +665,7 @@ mod tests {
     async fn tls12_has_no_exporter_and_carries_data() {
         let (server, client) = configs(&rustls::version::TLS12);
         let (mut s, mut c) = pair(server, client).await;
-        assert_eq!(s.protocol_version(), Some(ProtocolVersion::TLSv1_2));
+        assert_eq!(s.conn.protocol_version(), Some(ProtocolVersion::TLSv1_2));
         assert_eq!(s.channel_binding_exporter(), None);
         through(&mut c, &mut s, &pattern(50_000)).await;
         through(&mut s, &mut c, &pattern(70_000)).await;

@@ -10,6 +10,8 @@
 //! redb runs one write transaction at a time anyway, so a writer thread loses no parallelism;
 //! what it saves is an fsync (and a thread hand-off) per write under load, e.g. one per logout
 //! for XEP-0012 last activity. A lone write is committed at once: nothing waits for company.
+//! While several callers write at once, a commit waits until [`LINGER`] has passed since the
+//! previous one began, so that a steady stream of writes costs at most one fsync per `LINGER`.
 //!
 //! The jobs of a group see each other's writes exactly as if they had run one after another in
 //! their own transactions, and every caller hears back only after the commit that made its write
@@ -19,17 +21,24 @@
 //! That is why jobs are `Fn`: they may run twice, the first run never committed.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use corvid_storage::{StoreError, StoreResult};
 use redb::{Database, WriteTransaction};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::blocking::Context;
 
 /// At most this many jobs share a transaction (bounds the work lost to one failing job).
 const MAX_GROUP: usize = 256;
+
+/// While several callers write at once, commits (and their fsyncs) begin at most this often;
+/// see [`write_loop`].
+const LINGER: Duration = Duration::from_millis(5);
 
 /// A database and the writer thread that makes every write transaction on it.
 #[derive(Clone)]
@@ -43,11 +52,13 @@ impl Db {
     pub(crate) fn new(db: Database) -> Result<Self, StoreError> {
         let db = Arc::new(db);
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
+        let commits = Arc::new(AtomicU64::new(0));
         let thread = std::thread::Builder::new()
             .name("corvid-store-writer".into())
             .spawn({
                 let db = Arc::clone(&db);
-                move || write_loop(&db, &jobs)
+                let commits = Arc::clone(&commits);
+                move || write_loop(&db, &jobs, &commits)
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the store writer: {e}")))?;
         Ok(Self {
@@ -55,6 +66,7 @@ impl Db {
             writer: Arc::new(Writer {
                 queue: Some(queue),
                 thread: Some(thread),
+                commits,
             }),
         })
     }
@@ -103,6 +115,9 @@ struct Writer {
     /// `None` only while dropping: closing it tells the thread to finish.
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    /// Write transactions begun so far (what the tests read off the writer thread).
+    #[cfg_attr(not(test), expect(dead_code, reason = "only the tests read it"))]
+    commits: Arc<AtomicU64>,
 }
 
 impl Drop for Writer {
@@ -171,15 +186,39 @@ where
 }
 
 /// The writer thread: until every handle is dropped, commits each group of queued jobs.
-fn write_loop(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+///
+/// While writes come from several callers at once (the last group held more than one), the
+/// thread lets a commit wait until [`LINGER`] has passed since the previous one began, taking in
+/// the writes that arrive meanwhile: fsyncs are then at most one per `LINGER` however fast
+/// writes come, at the price of up to `LINGER` more wait for each (every write is still answered
+/// only once it is durable). A write that comes alone is committed at once.
+fn write_loop(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
+    let mut busy = false;
+    let mut last_commit = Instant::now();
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
+        if busy {
+            let until = last_commit + LINGER;
+            while group.len() < MAX_GROUP {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match jobs.recv_timeout(left) {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
+        busy = group.len() > 1;
+        last_commit = Instant::now();
+        commits.fetch_add(1, Ordering::Relaxed);
         if group.len() == 1 || !commit_group(db, &mut group) {
             for job in group {
                 commit_alone(db, job);
@@ -230,5 +269,53 @@ fn commit_alone(db: &Database, mut job: Box<dyn Job>) {
     } else {
         drop(tx);
         job.answer(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{ReadableTableMetadata as _, TableDefinition};
+
+    const TABLE: TableDefinition<u64, u64> = TableDefinition::new("writer_test");
+
+    /// Eight callers writing as fast as they are answered: while they do, commits begin at most
+    /// once per LINGER (plus the few that start a busy spell), yet every write is there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_commits_at_most_one_per_linger() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::new(Database::create(dir.path().join("w.redb")).unwrap()).unwrap();
+        let started = Instant::now();
+        let writers: Vec<_> = (0..8u64)
+            .map(|w| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    for i in 0..40u64 {
+                        db.write("test write", move |tx| {
+                            let mut t = tx.open_table(TABLE).unwrap();
+                            t.insert(w * 1000 + i, i).unwrap();
+                            Ok(())
+                        })
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let commits = db.writer.commits.load(Ordering::Relaxed);
+        // Without the linger every group would commit as soon as the previous one did: about
+        // one commit per write or two (320 writes) in far less time than 320 LINGERs.
+        let bound = 2 * (elapsed.as_millis() / LINGER.as_millis()) as u64 + 4;
+        assert!(
+            commits <= bound,
+            "{commits} commits in {elapsed:?}: more than {bound}"
+        );
+        let read = db.database().begin_read().unwrap();
+        let table = read.open_table(TABLE).unwrap();
+        assert_eq!(table.len().unwrap(), 320);
     }
 }

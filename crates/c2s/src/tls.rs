@@ -403,26 +403,17 @@ fn encode(
     out: &mut Vec<u8>,
     data: &mut rustls::unbuffered::EncodeTlsData<'_, rustls::server::ServerConnectionData>,
 ) -> io::Result<()> {
-    let start = out.len();
-    let mut need = 0;
-    loop {
-        out.resize(start + need, 0);
-        match data.encode(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
+    append_sized(
+        out,
+        0,
+        |buf| data.encode(buf),
+        |e| match e {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
             }
-            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size }))
-                if required_size > need =>
-            {
-                need = required_size
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(io::Error::other(e));
-            }
-        }
-    }
+            _ => None,
+        },
+    )
 }
 
 /// Appends what `f` encrypts into `out`, growing it to the size rustls asks for.
@@ -431,25 +422,48 @@ fn encrypt(
     data: &[u8],
     mut f: impl FnMut(&[u8], &mut [u8]) -> Result<usize, EncryptError>,
 ) -> io::Result<()> {
-    let start = out.len();
     // Per record: header, content type, tag (TLS 1.3) or explicit nonce and tag (TLS 1.2).
-    let mut need = data.len() + (data.len() / (16 * 1024) + 1) * 64;
+    let need = data.len() + (data.len() / (16 * 1024) + 1) * 64;
+    append_sized(
+        out,
+        need,
+        |buf| f(data, buf),
+        |e| match e {
+            EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
+            }
+            _ => None,
+        },
+    )
+}
+
+/// Appends what `write` puts into room at the end of `out`: `need` bytes at first, then the
+/// size `required` reads off its error, while that is more. On any other error `out` is left
+/// as it was.
+fn append_sized<E>(
+    out: &mut Vec<u8>,
+    mut need: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    required: impl Fn(&E) -> Option<usize>,
+) -> io::Result<()>
+where
+    E: std::error::Error + std::marker::Send + Sync + 'static,
+{
+    let start = out.len();
     loop {
         out.resize(start + need, 0);
-        match f(data, &mut out[start..]) {
+        match write(&mut out[start..]) {
             Ok(n) => {
                 out.truncate(start + n);
                 return Ok(());
             }
-            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size }))
-                if required_size > need =>
-            {
-                need = required_size
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(io::Error::other(e));
-            }
+            Err(e) => match required(&e) {
+                Some(size) if size > need => need = size,
+                _ => {
+                    out.truncate(start);
+                    return Err(io::Error::other(e));
+                }
+            },
         }
     }
 }

@@ -35,12 +35,12 @@
 //!
 //! Reads are one redb read transaction each, run inline (microseconds from redb's page cache:
 //! cheaper than two thread switches); listing every account and exporting a user run on tokio's
-//! blocking pool. Writes go to the store's
-//! writer thread, which commits the writes queued at that moment in one transaction with one
-//! fsync (group commit, see `writer.rs`; while several callers write at once, commits begin at
-//! most once per 5 ms and take in what arrives meanwhile); each caller hears back once its write is durable
-//! (redb's default `Durability::Immediate`), and sees the same result it would have alone. redb
-//! runs one write transaction at a time, which is what makes `append` with `max_items` and
+//! blocking pool. Writes go to the store's writer thread, which commits the writes queued at
+//! that moment in one transaction with one fsync (group commit, see `writer.rs`; while several
+//! callers write at once, commits begin at most once per 5 ms and take in what arrives
+//! meanwhile); each caller hears back once its write is durable (redb's default
+//! `Durability::Immediate`), and sees the same result it would have alone. redb runs one write
+//! transaction at a time, which is what makes `append` with `max_items` and
 //! `AccountStore::delete` atomic.
 //! `AccountStore::import` commits every 4096 accounts; if it fails part way, the committed
 //! batches stay and running it again counts them as existing.
